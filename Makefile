@@ -1,0 +1,62 @@
+# One command per task. `make run` serves the site; `make test` checks everything.
+PORT ?= 8000
+PYTHON ?=
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test install check lint format test-sqlite test-postgres superuser clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/find-python
+	@python="$$(PYTHON='$(PYTHON)' scripts/find-python)" || exit 1; \
+	if ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+		echo "Creating $(VENV) with $$python"; rm -rf $(VENV); "$$python" -m venv $(VENV); \
+	fi
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# A local secret key, written once and git-ignored.
+.secret_key: | $(STAMP)
+	@$(PY) -c 'import secrets; print(secrets.token_urlsafe(64))' > $@
+	@chmod 600 $@
+
+run: install .secret_key
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_sample_data
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@echo "CareCodes is at http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
+	$(VENV)/bin/gunicorn carecodes.wsgi --bind 127.0.0.1:$(PORT) --workers 2 \
+		--access-logfile -
+
+superuser: install .secret_key
+	$(PY) manage.py createsuperuser
+
+check: install .secret_key
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+	@echo "== Deployment check with production settings =="
+	HTTPS=true ALLOWED_HOSTS=carecodes.example \
+		SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+		$(PY) manage.py check --deploy --fail-level WARNING
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test-sqlite: install .secret_key
+	@echo "== Tests on SQLite =="
+	env -u DATABASE_URL $(PY) -m pytest
+
+test-postgres: install .secret_key
+	@scripts/test-postgres $(PY)
+
+test: check lint test-sqlite test-postgres
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,120 @@
+"""
+Canonical URLs, meta descriptions and schema.org JSON-LD for public pages.
+
+Builders return plain dicts; the ``jsonld`` template filter serialises them safely.
+"""
+
+import json
+import re
+
+from django.utils.html import strip_tags
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
+
+from procedures import codes
+
+_SPACE = re.compile(r"\s+")
+_JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+
+
+def canonical_url(request, path: str) -> str:
+    """The absolute address of ``path`` on this site, without a query string."""
+    return request.build_absolute_uri(path)
+
+
+def plain_text(markdown_text: str) -> str:
+    text = strip_tags(markdown_text or "")
+    text = re.sub(r"[#*_`>|\[\]]+", " ", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def meta_description(*parts: str, limit: int = 155) -> str:
+    """A description of at most ``limit`` characters from the first non-empty parts."""
+    text = " ".join(plain_text(part) for part in parts if part and part.strip())
+    return Truncator(text).chars(limit, truncate="…")
+
+
+def to_json_ld(data) -> str:
+    """JSON for a <script type="application/ld+json"> element: '<' can't close it."""
+    return mark_safe(json.dumps(data, ensure_ascii=False).translate(_JSON_ESCAPES))
+
+
+def breadcrumb_list(request, crumbs) -> dict:
+    """crumbs: [(name, path)], the last being the current page."""
+    return {
+        "@type": "BreadcrumbList",
+        "itemListElement": [
+            {
+                "@type": "ListItem",
+                "position": index,
+                "name": name,
+                "item": canonical_url(request, path),
+            }
+            for index, (name, path) in enumerate(crumbs, start=1)
+        ],
+    }
+
+
+def medical_code(code) -> dict:
+    return {
+        "@type": "MedicalCode",
+        "codeValue": code.code,
+        "codingSystem": code.get_system_display(),
+        "name": code.descriptor,
+    }
+
+
+def code_page(request, code, procedure, crumbs) -> dict:
+    url = canonical_url(request, code.get_absolute_url())
+    page = {
+        "@context": "https://schema.org",
+        "@type": "MedicalWebPage",
+        "@id": url,
+        "url": url,
+        "name": procedure.title if procedure else f"{code.code}: {code.descriptor}",
+        "inLanguage": "en",
+        "audience": {"@type": "MedicalAudience", "audienceType": "Patient"},
+        "breadcrumb": breadcrumb_list(request, crumbs),
+    }
+    if procedure:
+        page["about"] = {
+            "@type": "MedicalProcedure",
+            "name": procedure.title,
+            "description": plain_text(procedure.summary),
+            "code": medical_code(code),
+        }
+        if procedure.reviewed_on:
+            page["lastReviewed"] = procedure.reviewed_on.isoformat()
+        if procedure.reviewed_by:
+            page["reviewedBy"] = {"@type": "Person", "name": procedure.reviewed_by}
+    else:
+        page["about"] = medical_code(code)
+    page["dateModified"] = code.updated_at.date().isoformat()
+    return page
+
+
+def policy_page(request, policy, crumbs) -> dict:
+    url = canonical_url(request, policy.get_absolute_url())
+    page = {
+        "@context": "https://schema.org",
+        "@type": "WebPage",
+        "@id": url,
+        "url": url,
+        "name": f"{policy.payer.name} policy {policy.number}: {policy.title}",
+        "inLanguage": "en",
+        "publisher": {"@type": "Organization", "name": policy.payer.name},
+        "citation": [
+            {"@type": "CreativeWork", "name": reference.citation}
+            for reference in policy.references.all()
+        ],
+        "breadcrumb": breadcrumb_list(request, crumbs),
+    }
+    if policy.last_reviewed_on:
+        page["lastReviewed"] = policy.last_reviewed_on.isoformat()
+    if policy.source_url:
+        page["isBasedOn"] = policy.source_url
+    return page
+
+
+def system_oid(system: str) -> str:
+    return codes.SYSTEM_OIDS[codes.System(system)]

@@ -1,0 +1,79 @@
+from django.contrib import admin
+
+from carecodes.admin import MARKDOWN_FIELDS
+
+from .models import Payer, Policy, PolicyCode, PolicyCodeGroup, PolicyReference
+
+
+@admin.register(Payer)
+class PayerAdmin(admin.ModelAdmin):
+    formfield_overrides = MARKDOWN_FIELDS
+    list_display = ["name", "slug", "website"]
+    search_fields = ["name"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class PolicyCodeGroupInline(admin.TabularInline):
+    model = PolicyCodeGroup
+    fields = ["position", "heading", "coverage", "system"]
+    extra = 0
+    show_change_link = True
+
+
+class PolicyReferenceInline(admin.TabularInline):
+    model = PolicyReference
+    extra = 0
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    formfield_overrides = MARKDOWN_FIELDS
+    inlines = [PolicyCodeGroupInline, PolicyReferenceInline]
+    list_display = ["number", "title", "payer", "status", "last_reviewed_on"]
+    list_filter = ["status", "payer", "last_reviewed_on"]
+    list_select_related = ["payer"]
+    search_fields = ["number", "title", "payer__name"]
+    autocomplete_fields = ["related_policies"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["payer", "number", "title", "status", "source_url"]}),
+        (
+            "Policy",
+            {"fields": ["scope", "limitations", "notes", "related_policies"]},
+        ),
+        ("Codes and background", {"fields": ["code_table_note", "background"]}),
+        (
+            "Dates",
+            {
+                "fields": [
+                    "effective_on",
+                    "last_reviewed_on",
+                    "next_review_on",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
+        ),
+    ]
+
+
+class PolicyCodeInline(admin.TabularInline):
+    model = PolicyCode
+    fields = [
+        "position", "start_code", "end_code", "seventh_character", "is_addon",
+        "description",
+    ]  # fmt: skip
+    extra = 1
+
+
+@admin.register(PolicyCodeGroup)
+class PolicyCodeGroupAdmin(admin.ModelAdmin):
+    inlines = [PolicyCodeInline]
+    list_display = ["heading", "policy", "coverage", "system", "position"]
+    list_filter = ["coverage", "system", "policy__payer"]
+    list_select_related = ["policy__payer"]
+    search_fields = ["heading", "policy__number", "policy__title"]
+    autocomplete_fields = ["policy"]
+
+    def view_on_site(self, group):
+        return group.policy.get_absolute_url()

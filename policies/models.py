@@ -1,0 +1,258 @@
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+
+from procedures import codes
+from procedures.models import CodeSystem, PublicationStatus
+
+
+class Payer(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    website = models.URLField(blank=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("policies:payer", kwargs={"payer": self.slug})
+
+
+class PolicyQuerySet(models.QuerySet):
+    def published(self):
+        return self.filter(status=PublicationStatus.PUBLISHED)
+
+
+class Policy(models.Model):
+    """A payer's coverage policy, such as an Aetna Clinical Policy Bulletin."""
+
+    payer = models.ForeignKey(Payer, on_delete=models.CASCADE, related_name="policies")
+    number = models.CharField(max_length=30, help_text="As the payer writes it: 0198.")
+    title = models.CharField(max_length=300)
+    status = models.CharField(
+        max_length=10,
+        choices=PublicationStatus.choices,
+        default=PublicationStatus.DRAFT,
+    )
+    scope = models.TextField("scope of policy", blank=True)
+    limitations = models.TextField("policy, limitations and exclusions", blank=True)
+    notes = models.TextField(blank=True)
+    code_table_note = models.TextField(
+        blank=True, help_text="The note printed above the code table."
+    )
+    background = models.TextField(blank=True)
+    related_policies = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="related_from"
+    )
+    effective_on = models.DateField(null=True, blank=True)
+    last_reviewed_on = models.DateField(null=True, blank=True)
+    next_review_on = models.DateField(null=True, blank=True)
+    source_url = models.URLField("source address", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PolicyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["payer__name", "number"]
+        verbose_name_plural = "policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payer", "number"], name="policy_unique_number_per_payer"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=PublicationStatus.values),
+                name="policy_status_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.payer} {self.number}: {self.title}"
+
+    def get_absolute_url(self):
+        return reverse(
+            "policies:policy", kwargs={"payer": self.payer.slug, "number": self.number}
+        )
+
+    @property
+    def is_published(self):
+        return self.status == PublicationStatus.PUBLISHED
+
+
+class Coverage(models.TextChoices):
+    COVERED = "covered", "Covered"
+    CRITERIA = "criteria", "Covered when criteria are met"
+    NOT_COVERED = "not-covered", "Not covered"
+    INFORMATIONAL = "informational", "Listed for information"
+
+
+class PolicyCodeGroup(models.Model):
+    """One group of the policy's code table, under the heading the source gives it."""
+
+    policy = models.ForeignKey(
+        Policy, on_delete=models.CASCADE, related_name="code_groups"
+    )
+    heading = models.CharField(max_length=300)
+    coverage = models.CharField(max_length=15, choices=Coverage.choices)
+    system = models.CharField(max_length=12, choices=CodeSystem.choices)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["policy", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(coverage__in=Coverage.values),
+                name="policycodegroup_coverage_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(system__in=CodeSystem.values),
+                name="policycodegroup_system_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return self.heading
+
+
+class PolicyCodeQuerySet(models.QuerySet):
+    def naming(self, system, code):
+        """
+        Rows of published policies that name ``code``, by itself or through a range.
+
+        One indexed query: a code's sort key lies between a row's start and end keys.
+        """
+        key = codes.sort_key(codes.System(system), code)
+        return self.filter(
+            system=system,
+            start_key__lte=key,
+            end_key__gte=key,
+            group__policy__status=PublicationStatus.PUBLISHED,
+        )
+
+    def mentions_of(self, code) -> list["Mention"]:
+        """One mention per published policy naming ``code``; a listing beats a range."""
+        rows = (
+            self.naming(code.system, code.code)
+            .select_related("group__policy__payer")
+            .order_by("group__policy__payer__name", "group__policy__number", "position")
+        )
+        mentions = {}
+        for row in rows:
+            listed = not row.is_range and row.start_code == code.code
+            current = mentions.get(row.group.policy_id)
+            if current is None or (listed and not current.listed):
+                mentions[row.group.policy_id] = Mention(row.group.policy, row, listed)
+        return list(mentions.values())
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A policy naming a code, by listing it or through a range or category row."""
+
+    policy: "Policy"
+    row: "PolicyCode"
+    listed: bool
+
+    @property
+    def group(self):
+        return self.row.group
+
+
+class PolicyCode(models.Model):
+    """One row of a policy's code table: a single code or a range of codes."""
+
+    group = models.ForeignKey(
+        PolicyCodeGroup, on_delete=models.CASCADE, related_name="codes"
+    )
+    # Copied from the group so that the lookup by key needs no join.
+    system = models.CharField(max_length=12, choices=CodeSystem.choices, editable=False)
+    start_code = models.CharField("code", max_length=10)
+    end_code = models.CharField(
+        "range ends at", max_length=10, blank=True, help_text="Empty for a single code."
+    )
+    seventh_character = models.BooleanField(
+        "any 7th character",
+        default=False,
+        help_text="Written with “+”: the code(s) need a 7th character.",
+    )
+    is_addon = models.BooleanField("add-on (+)", default=False)
+    description = models.TextField(blank=True)
+    start_key = models.CharField(max_length=12, editable=False)
+    end_key = models.CharField(max_length=13, editable=False)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    objects = PolicyCodeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["group", "position", "id"]
+        indexes = [
+            # PolicyCodeQuerySet.naming: system = ? AND start_key <= ? AND end_key >= ?
+            models.Index(
+                fields=["system", "start_key", "end_key"], name="policycode_keys_idx"
+            ),
+        ]
+
+    def __str__(self):
+        return self.display
+
+    def save(self, *args, **kwargs):
+        self.system = self.group.system
+        self._apply_range(codes.System(self.system))
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        # In the admin the group may be new and unsaved, but its system is known.
+        try:
+            system = self.group.system
+        except PolicyCodeGroup.DoesNotExist:
+            return
+        if not system:
+            return
+        try:
+            self._apply_range(codes.System(system))
+        except codes.CodeError as error:
+            raise ValidationError(str(error)) from error
+
+    def _apply_range(self, system):
+        start = codes.normalize(system, self.start_code)
+        end = codes.normalize(system, self.end_code) if self.end_code else ""
+        self.start_key, self.end_key = codes.range_keys(system, start, end or None)
+        self.start_code, self.end_code = start, end
+
+    @property
+    def is_range(self):
+        return bool(self.end_code)
+
+    @property
+    def display(self):
+        """The row's code or range as the source writes it (“S00.00X+ - T88.9XX+”)."""
+        mark = "+" if self.seventh_character else ""
+        text = f"{self.start_code}{mark}"
+        if self.end_code:
+            text += f" - {self.end_code}{mark}"
+        return text
+
+
+class PolicyReference(models.Model):
+    policy = models.ForeignKey(
+        Policy, on_delete=models.CASCADE, related_name="references"
+    )
+    position = models.PositiveSmallIntegerField()
+    citation = models.TextField()
+
+    class Meta:
+        ordering = ["policy", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy", "position"], name="policyreference_unique_position"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.position}. {self.citation[:80]}"

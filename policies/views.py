@@ -1,0 +1,81 @@
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, render
+
+from carecodes import seo
+from procedures.models import Code
+
+from .models import Payer, Policy
+
+
+def payer_detail(request, payer):
+    payer = get_object_or_404(Payer, slug=payer)
+    policies = payer.policies.published().order_by("number")
+    crumbs = [("Home", "/"), (payer.name, payer.get_absolute_url())]
+    return render(
+        request,
+        "policies/payer_detail.html",
+        {
+            "payer": payer,
+            "policies": policies,
+            "crumbs": crumbs,
+            "json_ld": {
+                "@context": "https://schema.org",
+                "@type": "CollectionPage",
+                "name": f"{payer.name} medical policies",
+                "url": seo.canonical_url(request, payer.get_absolute_url()),
+                "breadcrumb": seo.breadcrumb_list(request, crumbs),
+            },
+        },
+    )
+
+
+def policy_detail(request, payer, number):
+    policy = get_object_or_404(
+        Policy.objects.published()
+        .select_related("payer")
+        .prefetch_related("code_groups__codes", "references"),
+        payer__slug=payer,
+        number=number,
+    )
+    related = policy.related_policies.published().select_related("payer")
+    groups = policy.code_groups.all()
+    rows = [row for group in groups for row in group.codes.all()]
+    pages = code_pages(rows)
+    for row in rows:
+        row.start_url = pages.get((row.system, row.start_code))
+        row.end_url = pages.get((row.system, row.end_code))
+    crumbs = [
+        ("Home", "/"),
+        (policy.payer.name, policy.payer.get_absolute_url()),
+        (f"Policy {policy.number}", policy.get_absolute_url()),
+    ]
+    return render(
+        request,
+        "policies/policy_detail.html",
+        {
+            "policy": policy,
+            "groups": groups,
+            "related": related,
+            "crumbs": crumbs,
+            "shows_cpt": any(row.system == "cpt" for row in rows),
+            "json_ld": seo.policy_page(request, policy, crumbs),
+        },
+    )
+
+
+def code_pages(rows) -> dict[tuple[str, str], str]:
+    """Addresses of the site's pages for the codes and range ends in ``rows``."""
+    by_system: dict[str, set[str]] = {}
+    for row in rows:
+        by_system.setdefault(row.system, set()).update(
+            c for c in (row.start_code, row.end_code) if c
+        )
+    if not by_system:
+        return {}
+    matches = Q()
+    for system, names in by_system.items():
+        matches |= Q(system=system, code__in=names)
+    return {
+        (code.system, code.code): code.get_absolute_url()
+        for code in Code.objects.filter(matches).only("system", "code")
+    }

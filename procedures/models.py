@@ -1,0 +1,292 @@
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+
+from . import codes
+
+
+class CodeSystem(models.TextChoices):
+    CPT = codes.System.CPT.value, "CPT"
+    HCPCS = codes.System.HCPCS.value, "HCPCS Level II"
+    ICD10CM = codes.System.ICD10CM.value, "ICD-10-CM"
+    ICD10PCS = codes.System.ICD10PCS.value, "ICD-10-PCS"
+
+
+class PublicationStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+
+
+def _normalize_or_invalid(system: str, code: str, field: str) -> str:
+    try:
+        return codes.normalize(codes.System(system), code)
+    except codes.CodeError as error:
+        raise ValidationError({field: str(error)}) from error
+
+
+class CodeSection(models.Model):
+    """A named code range (a CPT section, an ICD-10-CM chapter or block)."""
+
+    class Kind(models.TextChoices):
+        CHAPTER = "chapter", "Chapter"
+        BLOCK = "block", "Block"
+        SECTION = "section", "Section"
+
+    system = models.CharField(max_length=12, choices=CodeSystem.choices)
+    slug = models.SlugField(max_length=80)
+    name = models.CharField(max_length=300)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.SECTION)
+    start_code = models.CharField(max_length=10)
+    end_code = models.CharField(max_length=10)
+    start_key = models.CharField(max_length=12, editable=False)
+    end_key = models.CharField(max_length=13, editable=False)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    depth = models.PositiveSmallIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["system", "start_key", "depth"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["system", "slug"], name="codesection_unique_slug"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(system__in=CodeSystem.values),
+                name="codesection_system_valid",
+            ),
+        ]
+        indexes = [
+            # Finding the narrowest section around a code's sort key.
+            models.Index(
+                fields=["system", "start_key", "end_key"], name="codesection_keys_idx"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.start_code}–{self.end_code})"
+
+    def save(self, *args, **kwargs):
+        system = codes.System(self.system)
+        self.start_code = codes.normalize(system, self.start_code)
+        self.end_code = codes.normalize(system, self.end_code)
+        self.start_key, self.end_key = codes.range_keys(
+            system, self.start_code, self.end_code
+        )
+        self.depth = self.parent.depth + 1 if self.parent_id else 0
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        return reverse(
+            "procedures:section", kwargs={"system": self.system, "slug": self.slug}
+        )
+
+    def clean(self):
+        start = _normalize_or_invalid(self.system, self.start_code, "start_code")
+        end = _normalize_or_invalid(self.system, self.end_code, "end_code")
+        try:
+            codes.range_keys(codes.System(self.system), start, end)
+        except codes.CodeError as error:
+            raise ValidationError({"end_code": str(error)}) from error
+
+    def ancestors(self):
+        """Sections from the outermost down to this one's parent."""
+        chain = []
+        node = self.parent
+        while node is not None:
+            chain.append(node)
+            node = node.parent
+        return chain[::-1]
+
+
+class CodeQuerySet(models.QuerySet):
+    def in_system(self, system):
+        return self.filter(system=system)
+
+    def in_section(self, section):
+        return self.filter(
+            system=section.system,
+            sort_key__gte=section.start_key,
+            sort_key__lte=section.end_key,
+        )
+
+
+class Code(models.Model):
+    system = models.CharField(max_length=12, choices=CodeSystem.choices)
+    code = models.CharField(
+        max_length=10, help_text="As written on a bill; it is stored in canonical form."
+    )
+    sort_key = models.CharField(max_length=12, editable=False)
+    descriptor = models.TextField(help_text="The official descriptor of the code.")
+    is_addon = models.BooleanField(
+        "add-on code",
+        default=False,
+        help_text="Listed separately in addition to a primary procedure code.",
+    )
+    primary_codes = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="addon_codes",
+        help_text="For an add-on code: the codes it is billed with.",
+    )
+    section = models.ForeignKey(
+        CodeSection,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="codes",
+    )
+    source = models.CharField(
+        max_length=200, blank=True, help_text="Where the descriptor comes from."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CodeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["system", "sort_key"]
+        constraints = [
+            models.UniqueConstraint(fields=["system", "code"], name="code_unique"),
+            models.CheckConstraint(
+                condition=models.Q(system__in=CodeSystem.values),
+                name="code_system_valid",
+            ),
+        ]
+        indexes = [
+            # Neighbouring codes, section listings and prefix search by sort key.
+            models.Index(
+                fields=["system", "sort_key"], name="code_system_sort_key_idx"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_system_display()} {self.code}"
+
+    def save(self, *args, **kwargs):
+        system = codes.System(self.system)
+        self.code = codes.normalize(system, self.code)
+        self.sort_key = codes.sort_key(system, self.code)
+        if self.section_id is None:
+            self.section = self.find_section()
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        return reverse(
+            "procedures:code", kwargs={"system": self.system, "code": self.code}
+        )
+
+    def clean(self):
+        if self.system:
+            self.code = _normalize_or_invalid(self.system, self.code, "code")
+
+    def find_section(self):
+        """The narrowest section whose range holds this code."""
+        return (
+            CodeSection.objects.filter(
+                system=self.system,
+                start_key__lte=self.sort_key,
+                end_key__gte=self.sort_key,
+            )
+            .order_by("-depth")
+            .first()
+        )
+
+    @property
+    def system_label(self):
+        return self.get_system_display()
+
+    @property
+    def oid(self):
+        return codes.SYSTEM_OIDS[codes.System(self.system)]
+
+
+class ProcedureQuerySet(models.QuerySet):
+    def published(self):
+        return self.filter(status=PublicationStatus.PUBLISHED)
+
+
+# The write-up sections in the order the source pages use.
+WRITEUP_SECTIONS = [
+    ("summary", "Summary"),
+    ("purpose", "Purpose"),
+    ("indications", "Indications"),
+    ("preparation", "Preparation"),
+    ("procedure_description", "Procedure description"),
+    ("duration", "Duration"),
+    ("setting", "Setting"),
+    ("personnel", "Personnel"),
+    ("risks", "Risks and complications"),
+    ("benefits", "Benefits"),
+    ("recovery", "Recovery"),
+    ("alternatives", "Alternatives"),
+    ("patient_experience", "Patient experience"),
+]
+
+
+class Procedure(models.Model):
+    """A plain-language write-up of the procedure a code stands for."""
+
+    code = models.OneToOneField(
+        Code, on_delete=models.CASCADE, related_name="procedure"
+    )
+    title = models.CharField(
+        "plain-language name", max_length=300, help_text="Name of the procedure."
+    )
+    summary = models.TextField(blank=True)
+    purpose = models.TextField(blank=True)
+    indications = models.TextField(blank=True)
+    preparation = models.TextField(blank=True)
+    procedure_description = models.TextField("procedure description", blank=True)
+    duration = models.TextField(blank=True)
+    setting = models.TextField(blank=True)
+    personnel = models.TextField(blank=True)
+    risks = models.TextField("risks and complications", blank=True)
+    benefits = models.TextField(blank=True)
+    recovery = models.TextField(blank=True)
+    alternatives = models.TextField(blank=True)
+    patient_experience = models.TextField("patient experience", blank=True)
+    status = models.CharField(
+        max_length=10,
+        choices=PublicationStatus.choices,
+        default=PublicationStatus.DRAFT,
+    )
+    reviewed_on = models.DateField(null=True, blank=True)
+    reviewed_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProcedureQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["code__system", "code__sort_key"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=PublicationStatus.values),
+                name="procedure_status_valid",
+            ),
+        ]
+        indexes = [
+            # The home page's "recently reviewed" list of published write-ups.
+            models.Index(
+                fields=["status", "-reviewed_on"], name="procedure_recent_idx"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.code.code}: {self.title}"
+
+    def get_absolute_url(self):
+        return self.code.get_absolute_url()
+
+    @property
+    def is_published(self):
+        return self.status == PublicationStatus.PUBLISHED
+
+    def sections(self):
+        """(field name, heading, Markdown) for each section that has text, in order."""
+        return [
+            (name, heading, getattr(self, name))
+            for name, heading in WRITEUP_SECTIONS
+            if getattr(self, name).strip()
+        ]

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "procedures"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("codes/", views.code_index, name="code_index"),
+    path("codes/<str:system>/<str:code>/", views.code_detail, name="code"),
+    path("sections/<str:system>/<slug:slug>/", views.section_detail, name="section"),
+]

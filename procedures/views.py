@@ -1,0 +1,130 @@
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+
+from carecodes import seo
+from carecodes.errors import NotFound
+from policies.models import PolicyCode
+
+from . import codes
+from .models import Code, CodeSection, Procedure
+
+NEIGHBOURS = 3
+
+
+def resolve_code(system_slug: str, code_text: str) -> tuple[str, str]:
+    """The canonical (system slug, code) for a URL's parts, or 404 in plain words."""
+    system = codes.system_from_slug(system_slug)
+    if system is None:
+        raise NotFound(f"“{system_slug}” is not a code system this site knows.")
+    try:
+        return system.value, codes.normalize(system, code_text)
+    except codes.CodeError as error:
+        raise NotFound(str(error)) from error
+
+
+def home(request):
+    recent = (
+        Procedure.objects.published()
+        .select_related("code")
+        .order_by("-reviewed_on", "-updated_at")[:6]
+    )
+    sections = CodeSection.objects.filter(parent=None)
+    return render(
+        request, "procedures/home.html", {"recent": recent, "sections": sections}
+    )
+
+
+def code_index(request):
+    writeups = Procedure.objects.published().select_related("code").order_by("title")
+    sections = CodeSection.objects.filter(parent=None)
+    return render(
+        request,
+        "procedures/code_index.html",
+        {"writeups": writeups, "sections": sections},
+    )
+
+
+def code_detail(request, system, code):
+    canonical = resolve_code(system, code)
+    if canonical != (system, code):
+        return redirect(
+            "procedures:code", system=canonical[0], code=canonical[1], permanent=True
+        )
+    code = (
+        Code.objects.select_related("section__parent__parent", "procedure")
+        .filter(system=system, code=canonical[1])
+        .first()
+    )
+    if code is None:
+        raise NotFound(
+            f"{codes.SYSTEM_LABELS[codes.System(system)]} {canonical[1]} is a valid "
+            "code, but it is not on this site yet."
+        )
+    procedure = getattr(code, "procedure", None)
+    if procedure is not None and not procedure.is_published:
+        procedure = None
+    section = code.section
+    crumbs = [*breadcrumbs_for(section), (code.code, code.get_absolute_url())]
+    context = {
+        "code": code,
+        "procedure": procedure,
+        "section": section,
+        "crumbs": crumbs,
+        "primary_codes": list(code.primary_codes.all()),
+        "addon_codes": list(code.addon_codes.all()),
+        "mentions": PolicyCode.objects.mentions_of(code),
+        "neighbours": neighbours(code),
+        "shows_cpt": code.system == codes.System.CPT,
+        "json_ld": seo.code_page(request, code, procedure, crumbs),
+    }
+    return render(request, "procedures/code_detail.html", context)
+
+
+def section_detail(request, system, slug):
+    section = get_object_or_404(
+        CodeSection.objects.select_related("parent__parent"), system=system, slug=slug
+    )
+    children = list(section.children.all())
+    page = None
+    if not children:
+        page = Paginator(
+            Code.objects.in_section(section).only("system", "code", "descriptor"),
+            100,
+            orphans=10,
+        ).get_page(request.GET.get("page"))
+    crumbs = breadcrumbs_for(section)
+    return render(
+        request,
+        "procedures/section_detail.html",
+        {
+            "section": section,
+            "children": children,
+            "page": page,
+            "crumbs": crumbs,
+            "json_ld": {
+                "@context": "https://schema.org",
+                "@type": "CollectionPage",
+                "name": section.name,
+                "url": seo.canonical_url(request, section.get_absolute_url()),
+                "breadcrumb": seo.breadcrumb_list(request, crumbs),
+            },
+        },
+    )
+
+
+def breadcrumbs_for(section):
+    crumbs = [("Home", "/")]
+    if section is not None:
+        for node in [*section.ancestors(), section]:
+            crumbs.append((node.name, node.get_absolute_url()))
+    return crumbs
+
+
+def neighbours(code):
+    """A few codes either side of this one in its section."""
+    if code.section is None:
+        return []
+    nearby = Code.objects.in_section(code.section).only("system", "code", "descriptor")
+    before = nearby.filter(sort_key__lt=code.sort_key).order_by("-sort_key")
+    after = nearby.filter(sort_key__gt=code.sort_key).order_by("sort_key")
+    return [*reversed(before[:NEIGHBOURS]), *after[:NEIGHBOURS]]
