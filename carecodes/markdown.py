@@ -7,14 +7,18 @@ an allow-list (nh3, a binding of the Ammonia sanitiser): no scripts, no event-ha
 attributes, no ``javascript:`` or ``data:`` URLs, no frames or forms.
 """
 
+import re
+
 import markdown
 import nh3
 from django.utils.safestring import SafeString, mark_safe
 
-# Rendered Markdown sits under a section's <h2> on every page, so "# Heading" becomes
-# <h3>: a page keeps its single <h1> and its heading order.
-EXTENSIONS = ["tables", "sane_lists", "fenced_code", "smarty", "toc"]
-EXTENSION_CONFIGS = {"toc": {"baselevel": 3}}
+EXTENSIONS = ["tables", "sane_lists", "fenced_code", "smarty"]
+# Rendered Markdown sits under a section's <h2> on every page, so its top heading
+# level, whatever the writer chose, becomes <h3>: a page keeps its single <h1> and
+# headings that never skip a level.
+TOP_HEADING_LEVEL = 3
+_HEADING_TAG = re.compile(r"<(/?)h([1-6])\b", re.IGNORECASE)
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del",
@@ -37,11 +41,8 @@ def render_markdown(text: str | None) -> SafeString:
     """Render staff-written Markdown to sanitised HTML that is safe to show."""
     if not text:
         return mark_safe("")
-    html = markdown.markdown(
-        text,
-        extensions=EXTENSIONS,
-        extension_configs=EXTENSION_CONFIGS,
-        output_format="html",
+    html = _shift_headings(
+        markdown.markdown(text, extensions=EXTENSIONS, output_format="html")
     )
     cleaned = nh3.clean(
         html,
@@ -52,3 +53,13 @@ def render_markdown(text: str | None) -> SafeString:
         link_rel="noopener noreferrer nofollow",
     )
     return mark_safe(cleaned)
+
+
+def _shift_headings(html: str) -> str:
+    levels = [int(level) for _slash, level in _HEADING_TAG.findall(html)]
+    if not levels:
+        return html
+    shift = TOP_HEADING_LEVEL - min(levels)
+    return _HEADING_TAG.sub(
+        lambda match: f"<{match[1]}h{min(int(match[2]) + shift, 6)}", html
+    )

@@ -4,6 +4,7 @@ Canonical URLs, meta descriptions and schema.org JSON-LD for public pages.
 Builders return plain dicts; the ``jsonld`` template filter serialises them safely.
 """
 
+import html
 import json
 import re
 
@@ -12,6 +13,8 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from procedures import codes
+
+from .markdown import render_markdown
 
 _SPACE = re.compile(r"\s+")
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
@@ -23,8 +26,8 @@ def canonical_url(request, path: str) -> str:
 
 
 def plain_text(markdown_text: str) -> str:
-    text = strip_tags(markdown_text or "")
-    text = re.sub(r"[#*_`>|\[\]]+", " ", text)
+    """Markdown as one line of plain text, for descriptions and structured data."""
+    text = html.unescape(strip_tags(render_markdown(markdown_text)))
     return _SPACE.sub(" ", text).strip()
 
 

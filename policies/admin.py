@@ -60,9 +60,13 @@ class PolicyAdmin(admin.ModelAdmin):
 class PolicyCodeInline(admin.TabularInline):
     model = PolicyCode
     fields = [
-        "position", "start_code", "end_code", "seventh_character", "is_addon",
+        "position",
+        "start_code",
+        "end_code",
+        "seventh_character",
+        "is_addon",
         "description",
-    ]  # fmt: skip
+    ]
     extra = 1
 
 

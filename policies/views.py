@@ -57,6 +57,11 @@ def policy_detail(request, payer, number):
             "groups": groups,
             "related": related,
             "crumbs": crumbs,
+            "description": seo.meta_description(
+                f"{policy.payer.name} policy {policy.number}, {policy.title}:",
+                policy.scope,
+                "The codes it lists, grouped by coverage.",
+            ),
             "shows_cpt": any(row.system == "cpt" for row in rows),
             "json_ld": seo.policy_page(request, policy, crumbs),
         },

@@ -4,7 +4,13 @@ from django.utils.translation import ngettext
 
 from carecodes.admin import MARKDOWN_FIELDS
 
-from .models import Code, CodeSection, Procedure, PublicationStatus
+from .models import (
+    WRITEUP_SECTIONS,
+    Code,
+    CodeSection,
+    Procedure,
+    PublicationStatus,
+)
 
 
 @admin.register(CodeSection)
@@ -38,26 +44,7 @@ class ProcedureAdmin(admin.ModelAdmin):
     actions = ["publish", "unpublish"]
     fieldsets = [
         (None, {"fields": ["code", "title", "status"]}),
-        (
-            "Write-up",
-            {
-                "fields": [
-                    "summary",
-                    "purpose",
-                    "indications",
-                    "preparation",
-                    "procedure_description",
-                    "duration",
-                    "setting",
-                    "personnel",
-                    "risks",
-                    "benefits",
-                    "recovery",
-                    "alternatives",
-                    "patient_experience",
-                ]
-            },
-        ),
+        ("Write-up", {"fields": [name for name, _heading in WRITEUP_SECTIONS]}),
         (
             "Review",
             {"fields": ["reviewed_on", "reviewed_by", "created_at", "updated_at"]},

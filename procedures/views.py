@@ -74,10 +74,21 @@ def code_detail(request, system, code):
         "addon_codes": list(code.addon_codes.all()),
         "mentions": PolicyCode.objects.mentions_of(code),
         "neighbours": neighbours(code),
+        "description": code_description(code, procedure),
         "shows_cpt": code.system == codes.System.CPT,
         "json_ld": seo.code_page(request, code, procedure, crumbs),
     }
     return render(request, "procedures/code_detail.html", context)
+
+
+def code_description(code, procedure) -> str:
+    label = f"{code.get_system_display()} {code.code}"
+    if procedure is not None:
+        return seo.meta_description(f"{label} explained:", procedure.summary)
+    return seo.meta_description(
+        f"{label}: {code.descriptor}.",
+        "What the code means and which payer policies name it.",
+    )
 
 
 def section_detail(request, system, slug):

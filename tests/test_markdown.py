@@ -13,10 +13,33 @@ PAYLOADS_FILE = ACCEPTANCE / "xss-payloads.txt"
 
 EVENT_ATTRIBUTE_PREFIX = "on"
 DANGEROUS_TAGS = {
-    "script", "iframe", "frame", "frameset", "object", "embed", "applet", "form",
-    "input", "button", "textarea", "select", "style", "link", "meta", "base", "svg",
-    "math", "video", "audio", "source", "body", "html", "head", "template", "xml",
-}  # fmt: skip
+    "script",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "form",
+    "input",
+    "button",
+    "textarea",
+    "select",
+    "style",
+    "link",
+    "meta",
+    "base",
+    "svg",
+    "math",
+    "video",
+    "audio",
+    "source",
+    "body",
+    "html",
+    "head",
+    "template",
+    "xml",
+}
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "background"}
 
 
@@ -76,7 +99,13 @@ def test_headings_lists_tables_and_links_survive():
 
 
 def test_a_level_one_heading_becomes_a_subheading_so_pages_keep_one_h1():
-    assert "<h1" not in render_markdown("# Title")
+    assert render_markdown("# Title") == "<h3>Title</h3>"
+
+
+def test_headings_start_under_the_section_heading_and_never_skip_a_level():
+    assert (
+        render_markdown("### Deep\n\n#### Deeper") == "<h3>Deep</h3>\n<h4>Deeper</h4>"
+    )
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ def test_staff_see_a_sanitised_preview(client, nurse_nora):
     )
     assert response.status_code == 200
     body = response.content.decode()
-    assert "<h4>Recovery</h4>" in body
+    assert "<h3>Recovery</h3>" in body
     assert "<li>rest</li>" in body
     assert "<script>" not in body
 

@@ -1,0 +1,24 @@
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_files_and_clean_cache(settings):
+    # The manifest storage needs collectstatic; tests serve files through the finders.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {
+            "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        },
+    }
+    settings.WHITENOISE_USE_FINDERS = True
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def sample_data(db):
+    """The two seed documents loaded as the site's sample records."""
+    call_command("load_sample_data", verbosity=0)

@@ -1,0 +1,159 @@
+"""Clinic staff edit write-ups and policies in the admin, with plain-words errors."""
+
+import pytest
+from django.urls import reverse
+from lxml import html
+
+from policies.models import PolicyCode, PolicyCodeGroup
+from procedures.models import WRITEUP_SECTIONS, Code, Procedure
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def editor_erin(django_user_model):
+    """A clinic staff member with full admin rights."""
+    return django_user_model.objects.create_superuser(
+        "erin", "erin@clinic.example", "a long passphrase"
+    )
+
+
+@pytest.fixture
+def staff_client(client, editor_erin):
+    client.force_login(editor_erin)
+    return client
+
+
+def management_form(prefix, total=0, initial=0):
+    return {
+        f"{prefix}-TOTAL_FORMS": str(total),
+        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "admin:procedures_procedure_changelist",
+        "admin:procedures_code_changelist",
+        "admin:procedures_codesection_changelist",
+        "admin:policies_policy_changelist",
+        "admin:policies_payer_changelist",
+        "admin:policies_policycodegroup_changelist",
+        "admin:procedures_procedure_add",
+        "admin:policies_policy_add",
+    ],
+)
+def test_staff_can_open_every_admin_page(staff_client, sample_data, name):
+    assert staff_client.get(reverse(name)).status_code == 200
+
+
+def test_every_write_up_field_has_a_live_preview_editor(staff_client, sample_data):
+    procedure = Procedure.objects.get(code__code="97546")
+    response = staff_client.get(
+        reverse("admin:procedures_procedure_change", args=[procedure.pk])
+    )
+    tree = html.fromstring(response.content)
+    editors = tree.xpath("//*[contains(@class,'markdownx')]//textarea/@name")
+    writeup_fields = {name for name, _heading in WRITEUP_SECTIONS}
+    assert len(writeup_fields) == 13
+    assert set(editors) >= writeup_fields
+    assert tree.xpath("//*[contains(@class,'markdownx-preview')]")
+
+
+def test_the_policy_change_form_shows_groups_and_references_inline(
+    staff_client, sample_data
+):
+    from policies.models import Policy
+
+    policy = Policy.objects.get(number="0198")
+    response = staff_client.get(
+        reverse("admin:policies_policy_change", args=[policy.pk])
+    )
+    body = response.content.decode()
+    assert "CPT codes not covered for indications listed in the CPB" in body
+    assert "Wyman DO. Evaluating patients for return to work." in body
+
+
+def test_an_unparseable_code_is_refused_with_the_reason(staff_client):
+    response = staff_client.post(
+        reverse("admin:procedures_code_add"),
+        {"system": "cpt", "code": "97A4", "descriptor": "Nonsense"},
+    )
+    assert response.status_code == 200
+    assert "is not a CPT code" in response.content.decode()
+    assert not Code.objects.exists()
+
+
+def test_a_code_is_saved_in_its_canonical_form(staff_client):
+    staff_client.post(
+        reverse("admin:procedures_code_add"),
+        {"system": "icd-10-cm", "code": "s52501a", "descriptor": "A fracture"},
+    )
+    assert Code.objects.get().code == "S52.501A"
+
+
+def test_a_range_that_ends_before_it_starts_is_refused(staff_client, sample_data):
+    group = PolicyCodeGroup.objects.get(system="icd-10-cm")
+    rows = list(group.codes.all())
+    data = {
+        "policy": group.policy_id,
+        "heading": group.heading,
+        "coverage": group.coverage,
+        "system": group.system,
+        "position": group.position,
+        **management_form("codes", total=len(rows) + 1, initial=len(rows)),
+    }
+    for index, row in enumerate(rows):
+        data.update(
+            {
+                f"codes-{index}-id": row.pk,
+                f"codes-{index}-group": group.pk,
+                f"codes-{index}-position": row.position,
+                f"codes-{index}-start_code": row.start_code,
+                f"codes-{index}-end_code": row.end_code,
+                f"codes-{index}-seventh_character": "on"
+                if row.seventh_character
+                else "",
+                f"codes-{index}-description": row.description,
+            }
+        )
+    new = len(rows)
+    data.update(
+        {
+            f"codes-{new}-group": group.pk,
+            f"codes-{new}-position": 99,
+            f"codes-{new}-start_code": "Z85.9",
+            f"codes-{new}-end_code": "Z85.00",
+            f"codes-{new}-description": "Backwards",
+        }
+    )
+    response = staff_client.post(
+        reverse("admin:policies_policycodegroup_change", args=[group.pk]), data
+    )
+    assert response.status_code == 200
+    assert "before it starts" in response.content.decode()
+    assert not PolicyCode.objects.filter(description="Backwards").exists()
+
+
+def test_publishing_from_the_list_makes_a_draft_public(
+    staff_client, sample_data, client
+):
+    procedure = Procedure.objects.get(code__code="97546")
+    procedure.status = "draft"
+    procedure.save()
+    staff_client.post(
+        reverse("admin:procedures_procedure_changelist"),
+        {"action": "publish", "_selected_action": [procedure.pk]},
+    )
+    procedure.refresh_from_db()
+    assert procedure.is_published
+    assert procedure.reviewed_on is not None
+
+
+def test_patients_cannot_reach_the_admin(client, sample_data):
+    response = client.get(reverse("admin:procedures_procedure_changelist"))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]

@@ -1,0 +1,148 @@
+"""Home, browse, payer and error pages; robots.txt and the sitemap."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree, html
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_explains_the_site_and_offers_search_and_browsing(client, sample_data):
+    response = client.get("/")
+    assert response.status_code == 200
+    tree = html.fromstring(response.content)
+    assert len(tree.xpath("//h1")) == 1
+    assert tree.xpath("//main//form[@role='search']/@action") == ["/search/"]
+    links = tree.xpath("//main//a/@href")
+    assert "/sections/cpt/physical-medicine-and-rehabilitation/" in links
+    assert "/codes/cpt/97546/" in links, "recently reviewed write-ups are listed"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "/",
+        "/codes/",
+        "/codes/cpt/97546/",
+        "/policies/aetna/0198/",
+        "/payers/aetna/",
+        "/sections/cpt/physical-medicine-and-rehabilitation/",
+        "/sections/icd-10-cm/chapter-21/",
+    ],
+)
+def test_every_public_page_has_the_basics(client, sample_data, address):
+    response = client.get(address)
+    assert response.status_code == 200
+    tree = html.fromstring(response.content)
+    assert tree.get("lang") == "en"
+    assert len(tree.xpath("//h1")) == 1
+    assert tree.xpath("//a[@class='skip-link']/@href") == ["#main"]
+    assert tree.xpath("//main[@id='main']")
+    description = tree.xpath("//meta[@name='description']/@content")[0]
+    assert 50 <= len(description) <= 160, description
+    canonical = tree.xpath("//link[@rel='canonical']/@href")[0]
+    assert canonical == f"http://testserver{address}"
+    assert tree.xpath("//meta[@property='og:title']/@content")
+    assert "not medical advice" in tree.xpath("//footer")[0].text_content()
+
+
+def test_titles_differ_from_page_to_page(client, sample_data):
+    titles = {
+        html.fromstring(client.get(address).content).findtext(".//title")
+        for address in [
+            "/",
+            "/codes/",
+            "/codes/cpt/97546/",
+            "/codes/cpt/97545/",
+            "/policies/aetna/0198/",
+            "/payers/aetna/",
+        ]
+    }
+    assert len(titles) == 6
+
+
+def test_a_section_page_lists_its_codes(client, sample_data):
+    response = client.get("/sections/cpt/physical-medicine-and-rehabilitation/")
+    tree = html.fromstring(response.content)
+    links = tree.xpath("//main//a/@href")
+    assert {"/codes/cpt/97537/", "/codes/cpt/97545/", "/codes/cpt/97546/"} <= set(links)
+
+
+def test_a_chapter_page_lists_its_blocks(client, sample_data):
+    response = client.get("/sections/icd-10-cm/chapter-19/")
+    tree = html.fromstring(response.content)
+    names = " ".join(tree.xpath("//main")[0].text_content().split())
+    assert "Injuries to the elbow and forearm" in names
+
+
+def test_robots_txt_keeps_crawlers_out_of_admin_and_names_the_sitemap(client):
+    response = client.get("/robots.txt")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    lines = response.content.decode().splitlines()
+    assert "Disallow: /admin/" in lines
+    assert "Sitemap: http://testserver/sitemap.xml" in lines
+
+
+def test_the_sitemap_lists_codes_and_policies_with_lastmod(client, sample_data):
+    index = etree.fromstring(client.get("/sitemap.xml").content)
+    ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
+    parts = index.xpath("//s:sitemap/s:loc/text()", namespaces=ns)
+    urls = []
+    for part in parts:
+        path = part.replace("http://testserver", "")
+        sitemap = etree.fromstring(client.get(path).content)
+        urls += sitemap.xpath("//s:url/s:loc/text()", namespaces=ns)
+        if "codes" in path or "policies" in path:
+            assert sitemap.xpath("//s:url/s:lastmod", namespaces=ns)
+    assert "http://testserver/codes/cpt/97546/" in urls
+    assert "http://testserver/policies/aetna/0198/" in urls
+
+
+def test_error_pages_look_like_the_site(client, sample_data):
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    tree = html.fromstring(response.content)
+    assert tree.xpath("//header[@class='site-header']")
+    assert tree.xpath("//main//form[@role='search']")
+
+
+def test_the_500_page_renders_without_a_request(client):
+    from django.template.loader import render_to_string
+
+    body = render_to_string("500.html")
+    assert "Something went wrong" in body
+
+
+def test_pages_cost_a_fixed_number_of_queries(
+    client, sample_data, django_assert_num_queries
+):
+    with django_assert_num_queries(2):
+        client.get("/")
+    with django_assert_num_queries(2):
+        client.get("/payers/aetna/")
+
+
+url_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(system=url_text, code=url_text)
+def test_no_url_shaped_input_gets_a_server_error(client, sample_data, system, code):
+    for address in [
+        f"/codes/{system}/{code}/",
+        f"/codes/cpt/{code}/",
+        f"/policies/{system}/{code}/",
+        f"/payers/{code}/",
+        f"/sections/icd-10-cm/{code}/",
+        f"/search/?q={code}",
+    ]:
+        response = client.get(address)
+        assert response.status_code < 500, address
