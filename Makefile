@@ -33,11 +33,12 @@ run: install .secret_key
 superuser: install .secret_key
 	$(PY) manage.py createsuperuser
 
+# The checks need no database server: they run against the SQLite default.
 check: install .secret_key
-	$(PY) manage.py check
-	$(PY) manage.py makemigrations --check --dry-run
+	env -u DATABASE_URL $(PY) manage.py check
+	env -u DATABASE_URL $(PY) manage.py makemigrations --check --dry-run
 	@echo "== Deployment check with production settings =="
-	HTTPS=true ALLOWED_HOSTS=carecodes.example \
+	env -u DATABASE_URL HTTPS=true ALLOWED_HOSTS=carecodes.example \
 		SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
 		$(PY) manage.py check --deploy --fail-level WARNING
 

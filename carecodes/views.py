@@ -45,10 +45,11 @@ def search(request):
             return redirect(results.exact)
     elif not form.is_valid():
         status = 400
+    shows_cpt = results is not None and any(hit.system == "cpt" for hit in results.hits)
     return render(
         request,
         "search/results.html",
-        {"form": form, "results": results},
+        {"form": form, "results": results, "shows_cpt": shows_cpt},
         status=status,
     )
 

@@ -1,4 +1,5 @@
 from django.core.paginator import Paginator
+from django.db.models import F
 from django.shortcuts import get_object_or_404, redirect, render
 
 from carecodes import seo
@@ -26,7 +27,7 @@ def home(request):
     recent = (
         Procedure.objects.published()
         .select_related("code")
-        .order_by("-reviewed_on", "-updated_at")[:6]
+        .order_by(F("reviewed_on").desc(nulls_last=True), "-updated_at")[:6]
     )
     sections = CodeSection.objects.filter(parent=None)
     return render(
@@ -112,6 +113,7 @@ def section_detail(request, system, slug):
             "children": children,
             "page": page,
             "crumbs": crumbs,
+            "shows_cpt": section.system == codes.System.CPT,
             "json_ld": {
                 "@context": "https://schema.org",
                 "@type": "CollectionPage",

@@ -146,3 +146,24 @@ def test_no_url_shaped_input_gets_a_server_error(client, sample_data, system, co
     ]:
         response = client.get(address)
         assert response.status_code < 500, address
+
+
+AMA_NOTICE = "CPT © 2026 American Medical Association. All rights reserved."
+
+
+@pytest.mark.parametrize(
+    ("address", "shows_notice"),
+    [
+        ("/sections/cpt/physical-medicine-and-rehabilitation/", True),
+        ("/search/?q=work+hardening", True),
+        ("/policies/aetna/0198/", True),
+        ("/sections/icd-10-cm/chapter-21/", False),
+        ("/payers/aetna/", False),
+    ],
+)
+def test_the_ama_notice_appears_wherever_cpt_descriptors_do(
+    client, sample_data, settings, address, shows_notice
+):
+    settings.CPT_COPYRIGHT_YEAR = 2026
+    body = client.get(address).content.decode()
+    assert (AMA_NOTICE in body) is shows_notice

@@ -26,6 +26,7 @@ class Hit:
     title: str
     url: str
     detail: str = ""
+    system: str = ""  # the code system of a code or write-up hit
 
 
 @dataclass
@@ -81,6 +82,7 @@ def search(query: str) -> Results:
                 procedure.title,
                 procedure.get_absolute_url(),
                 procedure.code.code,
+                procedure.code.system,
             )
         )
     for policy in (
@@ -103,6 +105,7 @@ def search(query: str) -> Results:
                 f"{code.code} {code.descriptor}",
                 code.get_absolute_url(),
                 code.get_system_display(),
+                code.system,
             )
         )
     return results
