@@ -1,4 +1,5 @@
 # One command per task. `make run` serves the site; `make test` checks everything.
+.DELETE_ON_ERROR:
 PORT ?= 8000
 PYTHON ?=
 VENV := .venv
@@ -11,7 +12,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml scripts/find-python
 	@python="$$(PYTHON='$(PYTHON)' scripts/find-python)" || exit 1; \
-	if ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	if ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+		|| ! $(PY) -m pip --version >/dev/null 2>&1; then \
 		echo "Creating $(VENV) with $$python"; rm -rf $(VENV); "$$python" -m venv $(VENV); \
 	fi
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
@@ -45,10 +47,12 @@ check: install .secret_key
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/djhtml --check templates
 
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+	$(VENV)/bin/djhtml templates
 
 test-sqlite: install .secret_key
 	@echo "== Tests on SQLite =="

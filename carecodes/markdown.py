@@ -4,7 +4,8 @@ The site's only Markdown renderer.
 Pages, the admin preview and anything else that turns staff-written Markdown into HTML
 call ``render_markdown``. Markdown lets raw HTML through, so the output is cleaned with
 an allow-list (nh3, a binding of the Ammonia sanitiser): no scripts, no event-handler
-attributes, no ``javascript:`` or ``data:`` URLs, no frames or forms.
+attributes, no ``javascript:`` or ``data:`` URLs, no frames, forms or images (uploads
+are off and the content security policy allows only the site's own images).
 """
 
 import re
@@ -14,22 +15,21 @@ import nh3
 from django.utils.safestring import SafeString, mark_safe
 
 EXTENSIONS = ["tables", "sane_lists", "fenced_code", "smarty"]
-# Rendered Markdown sits under a section's <h2> on every page, so its top heading
-# level, whatever the writer chose, becomes <h3>: a page keeps its single <h1> and
-# headings that never skip a level.
+# Rendered Markdown usually sits under a section's <h2>, so its top heading level,
+# whatever the writer chose, becomes <h3> (or the level the page asks for): a page
+# keeps its single <h1> and headings that never skip a level.
 TOP_HEADING_LEVEL = 3
 _HEADING_TAG = re.compile(r"<(/?)h([1-6])\b", re.IGNORECASE)
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del",
-    "dfn", "div", "dl", "dt", "em", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img",
+    "dfn", "div", "dl", "dt", "em", "h2", "h3", "h4", "h5", "h6", "hr", "i",
     "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "small", "span", "strong",
     "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
     "abbr": {"title"},
-    "img": {"src", "alt", "title", "width", "height"},
     "ol": {"start"},
     "td": {"align", "colspan", "rowspan"},
     "th": {"align", "colspan", "rowspan", "scope"},
@@ -37,12 +37,13 @@ ALLOWED_ATTRIBUTES = {
 URL_SCHEMES = {"http", "https", "mailto", "tel"}
 
 
-def render_markdown(text: str | None) -> SafeString:
+def render_markdown(text: str | None, top_level: int = TOP_HEADING_LEVEL) -> SafeString:
     """Render staff-written Markdown to sanitised HTML that is safe to show."""
     if not text:
         return mark_safe("")
     html = _shift_headings(
-        markdown.markdown(text, extensions=EXTENSIONS, output_format="html")
+        markdown.markdown(text, extensions=EXTENSIONS, output_format="html"),
+        top_level,
     )
     cleaned = nh3.clean(
         html,
@@ -55,11 +56,11 @@ def render_markdown(text: str | None) -> SafeString:
     return mark_safe(cleaned)
 
 
-def _shift_headings(html: str) -> str:
+def _shift_headings(html: str, top_level: int) -> str:
     levels = [int(level) for _slash, level in _HEADING_TAG.findall(html)]
     if not levels:
         return html
-    shift = TOP_HEADING_LEVEL - min(levels)
+    shift = top_level - min(levels)
     return _HEADING_TAG.sub(
         lambda match: f"<{match[1]}h{min(int(match[2]) + shift, 6)}", html
     )

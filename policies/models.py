@@ -119,6 +119,27 @@ class PolicyCodeGroup(models.Model):
     def __str__(self):
         return self.heading
 
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        # Rows copy the group's system for their key lookup; keep them in step.
+        for row in self.codes.exclude(system=self.system):
+            row.group = self
+            row.save()
+
+    def clean(self):
+        if not self.pk or not self.system:
+            return
+        stored = PolicyCodeGroup.objects.filter(pk=self.pk).values_list(
+            "system", flat=True
+        )
+        if stored and stored[0] != self.system and self.codes.exists():
+            raise ValidationError(
+                {
+                    "system": "This group already lists codes of another system. "
+                    "Remove them first, or start a new group for these codes."
+                }
+            )
+
 
 class PolicyCodeQuerySet(models.QuerySet):
     def naming(self, system, code):
@@ -220,10 +241,14 @@ class PolicyCode(models.Model):
             raise ValidationError(str(error)) from error
 
     def _apply_range(self, system):
-        start = codes.normalize(system, self.start_code)
-        end = codes.normalize(system, self.end_code) if self.end_code else ""
-        self.start_key, self.end_key = codes.range_keys(system, start, end or None)
-        self.start_code, self.end_code = start, end
+        # Read the row as the source writes it, markers included, so that the rules
+        # for "+" (add-on on CPT and HCPCS, 7th character on short ICD-10-CM codes)
+        # hold for rows typed in the admin as for rows imported from a bulletin.
+        written = f"+ {self.display}" if self.is_addon else self.display
+        parsed = codes.parse_range(system, written)
+        self.start_code = parsed.start
+        self.end_code = parsed.end if parsed.is_range else ""
+        self.start_key, self.end_key = parsed.start_key, parsed.end_key
 
     @property
     def is_range(self):

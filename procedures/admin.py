@@ -27,8 +27,8 @@ class CodeAdmin(admin.ModelAdmin):
     list_display = ["code", "system", "descriptor", "is_addon", "section"]
     list_filter = ["system", "is_addon"]
     search_fields = ["code", "descriptor"]
-    autocomplete_fields = ["primary_codes", "section"]
-    readonly_fields = ["updated_at"]
+    autocomplete_fields = ["primary_codes"]
+    readonly_fields = ["section", "updated_at"]
     list_select_related = ["section"]
 
 

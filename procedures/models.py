@@ -82,6 +82,8 @@ class CodeSection(models.Model):
         )
 
     def clean(self):
+        if not self.system:
+            return
         start = _normalize_or_invalid(self.system, self.start_code, "start_code")
         end = _normalize_or_invalid(self.system, self.end_code, "end_code")
         try:
@@ -134,8 +136,10 @@ class Code(models.Model):
         CodeSection,
         null=True,
         blank=True,
+        editable=False,
         on_delete=models.SET_NULL,
         related_name="codes",
+        help_text="The narrowest section whose range holds the code (set on save).",
     )
     source = models.CharField(
         max_length=200, blank=True, help_text="Where the descriptor comes from."
@@ -167,8 +171,8 @@ class Code(models.Model):
         system = codes.System(self.system)
         self.code = codes.normalize(system, self.code)
         self.sort_key = codes.sort_key(system, self.code)
-        if self.section_id is None:
-            self.section = self.find_section()
+        # Sections are ranges of codes: a code's section follows from its key.
+        self.section = self.find_section()
         super().save(*args, **kwargs)
 
     def get_absolute_url(self):
@@ -264,12 +268,6 @@ class Procedure(models.Model):
             models.CheckConstraint(
                 condition=models.Q(status__in=PublicationStatus.values),
                 name="procedure_status_valid",
-            ),
-        ]
-        indexes = [
-            # The home page's "recently reviewed" list of published write-ups.
-            models.Index(
-                fields=["status", "-reviewed_on"], name="procedure_recent_idx"
             ),
         ]
 

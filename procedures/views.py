@@ -30,18 +30,33 @@ def home(request):
         .order_by(F("reviewed_on").desc(nulls_last=True), "-updated_at")[:6]
     )
     sections = CodeSection.objects.filter(parent=None)
+    json_ld = {
+        "@context": "https://schema.org",
+        "@type": "WebSite",
+        "name": "CareCodes",
+        "url": seo.canonical_url(request, "/"),
+        "inLanguage": "en",
+    }
     return render(
-        request, "procedures/home.html", {"recent": recent, "sections": sections}
+        request,
+        "procedures/home.html",
+        {"recent": recent, "sections": sections, "json_ld": json_ld},
     )
 
 
 def code_index(request):
     writeups = Procedure.objects.published().select_related("code").order_by("title")
     sections = CodeSection.objects.filter(parent=None)
+    json_ld = {
+        "@context": "https://schema.org",
+        "@type": "CollectionPage",
+        "name": "Medical code write-ups A–Z",
+        "url": seo.canonical_url(request, request.path),
+    }
     return render(
         request,
         "procedures/code_index.html",
-        {"writeups": writeups, "sections": sections},
+        {"writeups": writeups, "sections": sections, "json_ld": json_ld},
     )
 
 

@@ -97,41 +97,12 @@ def test_a_code_is_saved_in_its_canonical_form(staff_client):
 
 def test_a_range_that_ends_before_it_starts_is_refused(staff_client, sample_data):
     group = PolicyCodeGroup.objects.get(system="icd-10-cm")
-    rows = list(group.codes.all())
-    data = {
-        "policy": group.policy_id,
-        "heading": group.heading,
-        "coverage": group.coverage,
-        "system": group.system,
-        "position": group.position,
-        **management_form("codes", total=len(rows) + 1, initial=len(rows)),
-    }
-    for index, row in enumerate(rows):
-        data.update(
-            {
-                f"codes-{index}-id": row.pk,
-                f"codes-{index}-group": group.pk,
-                f"codes-{index}-position": row.position,
-                f"codes-{index}-start_code": row.start_code,
-                f"codes-{index}-end_code": row.end_code,
-                f"codes-{index}-seventh_character": "on"
-                if row.seventh_character
-                else "",
-                f"codes-{index}-description": row.description,
-            }
-        )
-    new = len(rows)
-    data.update(
-        {
-            f"codes-{new}-group": group.pk,
-            f"codes-{new}-position": 99,
-            f"codes-{new}-start_code": "Z85.9",
-            f"codes-{new}-end_code": "Z85.00",
-            f"codes-{new}-description": "Backwards",
-        }
+    backwards = PolicyCode(
+        start_code="Z85.9", end_code="Z85.00", position=99, description="Backwards"
     )
     response = staff_client.post(
-        reverse("admin:policies_policycodegroup_change", args=[group.pk]), data
+        reverse("admin:policies_policycodegroup_change", args=[group.pk]),
+        group_form(group, list(group.codes.all()), [backwards]),
     )
     assert response.status_code == 200
     assert "before it starts" in response.content.decode()
@@ -157,3 +128,81 @@ def test_patients_cannot_reach_the_admin(client, sample_data):
     response = client.get(reverse("admin:procedures_procedure_changelist"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def group_form(group, rows, extra=()):
+    """The group change form as the admin posts it: the group, its rows, new rows."""
+    data = {
+        "policy": group.policy_id,
+        "heading": group.heading,
+        "coverage": group.coverage,
+        "system": group.system,
+        "position": group.position,
+        **management_form("codes", total=len(rows) + len(extra), initial=len(rows)),
+    }
+    for index, row in enumerate([*rows, *extra]):
+        prefix = f"codes-{index}-"
+        if getattr(row, "pk", None):
+            data[prefix + "id"] = row.pk
+        data.update(
+            {
+                prefix + "group": group.pk,
+                prefix + "position": row.position,
+                prefix + "start_code": row.start_code,
+                prefix + "end_code": row.end_code,
+                prefix + "seventh_character": "on" if row.seventh_character else "",
+                prefix + "is_addon": "on" if row.is_addon else "",
+                prefix + "description": row.description,
+            }
+        )
+    return data
+
+
+def test_a_seventh_character_mark_on_a_cpt_code_is_refused(staff_client, sample_data):
+    group = PolicyCodeGroup.objects.get(system="cpt")
+    rows = list(group.codes.all())
+    wrong = PolicyCode(
+        start_code="97010",
+        end_code="",
+        seventh_character=True,
+        position=9,
+        description="Marked wrongly",
+    )
+    response = staff_client.post(
+        reverse("admin:policies_policycodegroup_change", args=[group.pk]),
+        group_form(group, rows, [wrong]),
+    )
+    assert response.status_code == 200
+    assert "7th character" in response.content.decode()
+    assert not PolicyCode.objects.filter(description="Marked wrongly").exists()
+
+
+def test_a_group_with_codes_cannot_switch_code_system(staff_client, sample_data):
+    group = PolicyCodeGroup.objects.get(system="hcpcs")
+    rows = list(group.codes.all())
+    data = group_form(group, rows)
+    data["system"] = "cpt"
+    response = staff_client.post(
+        reverse("admin:policies_policycodegroup_change", args=[group.pk]), data
+    )
+    assert response.status_code == 200
+    assert "already lists codes of another system" in response.content.decode()
+    group.refresh_from_db()
+    assert group.system == "hcpcs"
+    assert set(group.codes.values_list("system", flat=True)) == {"hcpcs"}
+
+
+def test_a_code_section_without_a_system_is_refused_not_a_crash(staff_client):
+    response = staff_client.post(
+        reverse("admin:procedures_codesection_add"),
+        {
+            "system": "",
+            "slug": "x",
+            "name": "X",
+            "kind": "section",
+            "start_code": "97010",
+            "end_code": "97799",
+        },
+    )
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()

@@ -140,7 +140,6 @@ def test_code_variants_redirect_permanently_to_the_canonical_address(
         "/codes/icd-10-cm/S52.501AA/",
         "/codes/nonsense/97546/",
         "/codes/cpt/%3Cscript%3E/",
-        "/codes/icd-10-cm/Z85.%00/",
     ],
 )
 def test_unknown_or_malformed_codes_get_a_helpful_404(client, sample_data, address):
@@ -181,3 +180,44 @@ def test_the_code_page_costs_a_fixed_number_of_queries(
         client.get(reverse("procedures:code", args=["cpt", "97546"]))
     with django_assert_num_queries(6):
         client.get(reverse("procedures:code", args=["icd-10-cm", "S52.501A"]))
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["/codes/icd-10-cm/Z85.%00/", "/policies/aetna/0198%00/", "/search/?q=%00"],
+)
+def test_a_nul_character_in_the_address_gets_a_clear_400(client, sample_data, address):
+    response = client.get(address)
+    assert response.status_code == 400
+    tree = html.fromstring(response.content)
+    assert "can’t use" in tree.text_content()
+    assert tree.xpath("//main//form[@role='search']")
+
+
+def test_every_code_page_has_a_review_line(client, sample_data):
+    for address in ["/codes/cpt/97546/", "/codes/hcpcs/S9117/"]:
+        tree = page(client.get(address))
+        assert tree.xpath("//p[@class='review-line']"), address
+
+
+def test_a_reviewed_write_up_says_when_and_by_whom(client, sample_data):
+    Procedure.objects.filter(code__code="97546").update(
+        reviewed_on="2026-10-01", reviewed_by="Dana Reyes, OTR/L"
+    )
+    tree = page(client.get("/codes/cpt/97546/"))
+    line = " ".join(tree.xpath("//p[@class='review-line']")[0].text_content().split())
+    assert line == "Last reviewed 1 October 2026 by Dana Reyes, OTR/L."
+
+
+def test_staff_text_cannot_break_out_of_the_structured_data(client, sample_data):
+    Procedure.objects.filter(code__code="97546").update(
+        title="Work hardening</script><script>alert(1)</script>"
+    )
+    response = client.get("/codes/cpt/97546/")
+    body = response.content.decode()
+    assert "<script>alert(1)</script>" not in body
+    tree = html.fromstring(response.content)
+    scripts = tree.xpath("//script")
+    assert [script.get("type") for script in scripts] == ["application/ld+json"]
+    data = json.loads(scripts[0].text)
+    assert data["name"] == "Work hardening</script><script>alert(1)</script>"

@@ -51,7 +51,7 @@ def copied_sample(tmp_path):
 
 def test_it_prints_a_one_line_summary(loaded):
     assert loaded.count("\n") == 1
-    assert "8 code sections, 11 codes, 1 payer, 1 policy" in loaded
+    assert "8 code sections, 18 codes, 1 payer, 1 policy" in loaded
     assert "(3 code groups, 13 code rows, 12 references), 1 write-up" in loaded
 
 
@@ -195,8 +195,43 @@ def test_it_creates_the_codes_with_descriptor_source_and_section(loaded):
             icd,
             "z40-z53",
         ),
+        ("icd-10-cm", "Z85.00"): (
+            "Personal history of malignant neoplasm of unspecified digestive organ",
+            icd,
+            "z77-z99",
+        ),
         ("icd-10-cm", "Z85.9"): (
             "Personal history of malignant neoplasm, unspecified",
+            icd,
+            "z77-z99",
+        ),
+        ("icd-10-cm", "Z87.81"): (
+            "Personal history of (healed) traumatic fracture",
+            icd,
+            "z77-z99",
+        ),
+        ("icd-10-cm", "Z87.828"): (
+            "Personal history of other (healed) physical injury and trauma",
+            icd,
+            "z77-z99",
+        ),
+        ("icd-10-cm", "Z91.410"): (
+            "Personal history of adult physical and sexual abuse",
+            icd,
+            "z77-z99",
+        ),
+        ("icd-10-cm", "Z91.414"): (
+            "Personal history of adult intimate partner abuse",
+            icd,
+            "z77-z99",
+        ),
+        ("icd-10-cm", "Z98.870"): (
+            "Personal history of in utero procedure during pregnancy",
+            icd,
+            "z77-z99",
+        ),
+        ("icd-10-cm", "Z98.89"): (
+            "Other specified postprocedural states",
             icd,
             "z77-z99",
         ),

@@ -1,7 +1,9 @@
 """Home, browse, payer and error pages; robots.txt and the sitemap."""
 
+import json
+
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree, html
 
@@ -43,7 +45,10 @@ def test_every_public_page_has_the_basics(client, sample_data, address):
     assert 50 <= len(description) <= 160, description
     canonical = tree.xpath("//link[@rel='canonical']/@href")[0]
     assert canonical == f"http://testserver{address}"
-    assert tree.xpath("//meta[@property='og:title']/@content")
+    og_title = tree.xpath("//meta[@property='og:title']/@content")[0]
+    assert og_title != "CareCodes", "each page names itself to social previews"
+    (json_ld,) = tree.xpath("//script[@type='application/ld+json']/text()")
+    assert json.loads(json_ld)["@context"] == "https://schema.org"
     assert "not medical advice" in tree.xpath("//footer")[0].text_content()
 
 
@@ -115,13 +120,43 @@ def test_the_500_page_renders_without_a_request(client):
     assert "Something went wrong" in body
 
 
+@pytest.mark.parametrize(
+    ("address", "queries"),
+    [
+        ("/", 2),
+        ("/codes/", 2),
+        ("/payers/aetna/", 2),
+        ("/sections/cpt/physical-medicine-and-rehabilitation/", 4),
+        ("/sections/icd-10-cm/chapter-21/", 2),
+        ("/search/?q=work+hardening", 3),
+        ("/search/?q=97546", 1),
+    ],
+)
 def test_pages_cost_a_fixed_number_of_queries(
-    client, sample_data, django_assert_num_queries
+    client, sample_data, django_assert_num_queries, address, queries
 ):
-    with django_assert_num_queries(2):
-        client.get("/")
-    with django_assert_num_queries(2):
-        client.get("/payers/aetna/")
+    with django_assert_num_queries(queries):
+        client.get(address)
+
+
+def test_reviewed_write_ups_come_first_on_the_home_page(client, sample_data):
+    from procedures.models import Code, Procedure, PublicationStatus
+
+    newer = Code.objects.get(system="cpt", code="97537")
+    Procedure.objects.create(
+        code=newer,
+        title="Community reintegration",
+        status=PublicationStatus.PUBLISHED,
+        reviewed_on="2026-09-01",
+        reviewed_by="Dana Reyes",
+    )
+    tree = html.fromstring(client.get("/").content)
+    items = [
+        " ".join(li.text_content().split())
+        for li in tree.xpath("//main//ul[@class='code-list']/li")
+    ]
+    assert items[0] == "97537 Community reintegration reviewed 1 Sep 2026"
+    assert items[1].endswith("not yet reviewed")
 
 
 url_text = st.text(
@@ -135,6 +170,12 @@ url_text = st.text(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(system=url_text, code=url_text)
+@example(system="aetna", code="0198\x00")
+@example(system="cpt", code="%00")
+@example(system="icd-10-cm", code="Z85.\x00")
+@example(system="aetna", code="0" * 31)
+@example(system="ICD-10-CM", code="s52.501a")
+@example(system="aetna", code="' OR 1=1 --")
 def test_no_url_shaped_input_gets_a_server_error(client, sample_data, system, code):
     for address in [
         f"/codes/{system}/{code}/",

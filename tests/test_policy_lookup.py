@@ -97,3 +97,32 @@ def test_the_lookup_can_use_the_key_index(bulletin):
             cursor.execute("SET LOCAL enable_seqscan = off")
     plan = PolicyCode.objects.naming("icd-10-cm", "S52.501A").explain()
     assert "policycode_keys_idx" in plan
+
+
+def test_key_columns_compare_byte_by_byte(db):
+    if connection.vendor == "sqlite":
+        # SQLite's default BINARY collation is byte-wise; no column may override it.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT sql FROM sqlite_master WHERE name IN "
+                "('policies_policycode', 'procedures_code', 'procedures_codesection')"
+            )
+            tables = [sql for (sql,) in cursor.fetchall()]
+        assert len(tables) == 3
+        assert not any("COLLATE" in sql.upper() for sql in tables)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name, collation_name "
+            "FROM information_schema.columns "
+            "WHERE column_name IN ('sort_key', 'start_key', 'end_key') "
+            "ORDER BY table_name, column_name"
+        )
+        rows = cursor.fetchall()
+    assert rows == [
+        ("policies_policycode", "end_key", "C"),
+        ("policies_policycode", "start_key", "C"),
+        ("procedures_code", "sort_key", "C"),
+        ("procedures_codesection", "end_key", "C"),
+        ("procedures_codesection", "start_key", "C"),
+    ]

@@ -7,9 +7,9 @@ register = template.Library()
 
 
 @register.filter
-def markdown(text):
-    """Staff-written Markdown as sanitised HTML (the site's one renderer)."""
-    return render_markdown(text)
+def markdown(text, top_level=3):
+    """Staff-written Markdown as sanitised HTML; its headings start at ``top_level``."""
+    return render_markdown(text, top_level=int(top_level))
 
 
 @register.filter

@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
                 ('source', models.CharField(blank=True, help_text='Where the descriptor comes from.', max_length=200)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('primary_codes', models.ManyToManyField(blank=True, help_text='For an add-on code: the codes it is billed with.', related_name='addon_codes', to='procedures.code')),
-                ('section', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='codes', to='procedures.codesection')),
+                ('section', models.ForeignKey(blank=True, editable=False, help_text='The narrowest section whose range holds the code (set on save).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='codes', to='procedures.codesection')),
             ],
             options={
                 'ordering': ['system', 'sort_key'],
@@ -101,10 +101,6 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='code',
             constraint=models.CheckConstraint(condition=models.Q(('system__in', ['cpt', 'hcpcs', 'icd-10-cm', 'icd-10-pcs'])), name='code_system_valid'),
-        ),
-        migrations.AddIndex(
-            model_name='procedure',
-            index=models.Index(fields=['status', '-reviewed_on'], name='procedure_recent_idx'),
         ),
         migrations.AddConstraint(
             model_name='procedure',

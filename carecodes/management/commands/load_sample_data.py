@@ -57,15 +57,23 @@ SECTIONS = [
 # fmt: on
 
 ICD_SOURCE = "ICD-10-CM FY2026"
-# Official descriptors (public domain) of ICD-10-CM codes the sample policy lists or
-# reaches through its ranges; category and subcategory codes are not billable codes.
+# Official descriptors (public domain) of the ICD-10-CM codes the sample policy lists,
+# the ends of its ranges (Z87.81 is a subcategory: it has a page but is not billable),
+# and one code it reaches only through a range (S52.501A).
 ICD_DESCRIPTORS = {
     "Z51.89": "Encounter for other specified aftercare",
     "Z86.19": "Personal history of other infectious and parasitic diseases",
     "Z86.59": "Personal history of other mental and behavioral disorders",
     "Z92.3": "Personal history of irradiation",
+    "Z85.00": "Personal history of malignant neoplasm of unspecified digestive organ",
     "Z85.9": "Personal history of malignant neoplasm, unspecified",
+    "Z87.81": "Personal history of (healed) traumatic fracture",
     "Z87.820": "Personal history of traumatic brain injury",
+    "Z87.828": "Personal history of other (healed) physical injury and trauma",
+    "Z91.410": "Personal history of adult physical and sexual abuse",
+    "Z91.414": "Personal history of adult intimate partner abuse",
+    "Z98.870": "Personal history of in utero procedure during pregnancy",
+    "Z98.89": "Other specified postprocedural states",
     "S52.501A": (
         "Unspecified fracture of the lower end of right radius, initial encounter "
         "for closed fracture"
