@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("policies.urls")),
     path("search/", views.search, name="search"),
     path("robots.txt", views.robots_txt, name="robots_txt"),
+    path("favicon.ico", views.favicon),
     path(
         "sitemap.xml",
         cache_page(3600)(sitemap_views.index),

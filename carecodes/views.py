@@ -3,6 +3,7 @@ from functools import wraps
 from django import forms
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -78,6 +79,12 @@ def staff_only(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+@require_GET
+def favicon(request):
+    """Browsers ask for /favicon.ico on every page, the admin's included."""
+    return redirect(static("img/favicon.svg"), permanent=True)
 
 
 class PreviewForm(forms.Form):

@@ -208,3 +208,10 @@ def test_the_ama_notice_appears_wherever_cpt_descriptors_do(
     settings.CPT_COPYRIGHT_YEAR = 2026
     body = client.get(address).content.decode()
     assert (AMA_NOTICE in body) is shows_notice
+
+
+def test_the_favicon_address_leads_to_the_icon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"].endswith(".svg")
+    assert client.get(response["Location"]).status_code == 200
