@@ -64,3 +64,28 @@ def _shift_headings(html: str, top_level: int) -> str:
     return _HEADING_TAG.sub(
         lambda match: f"<{match[1]}h{min(int(match[2]) + shift, 6)}", html
     )
+
+
+def render_fields(instance, top_levels: dict[str, int]) -> dict[str, str]:
+    """Sanitised HTML of an object's Markdown fields, to store beside the source."""
+    return {
+        name: str(render_markdown(getattr(instance, name), top_level=level))
+        for name, level in top_levels.items()
+    }
+
+
+def stored_html(instance, top_levels: dict[str, int]) -> dict[str, SafeString]:
+    """
+    The HTML an object stored on save, falling back to rendering now.
+
+    Stored HTML came out of ``render_markdown`` in the object's ``save()``, so it is
+    marked safe as it is read. Rows written without ``save()`` (a queryset update)
+    have no stored HTML for a field, and are rendered on the fly instead.
+    """
+    stored = instance.rendered or {}
+    return {
+        name: mark_safe(stored[name])
+        if name in stored
+        else render_markdown(getattr(instance, name), top_level=level)
+        for name, level in top_levels.items()
+    }

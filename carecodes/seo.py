@@ -14,8 +14,6 @@ from django.utils.text import Truncator
 
 from procedures import codes
 
-from .markdown import render_markdown
-
 _SPACE = re.compile(r"\s+")
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 
@@ -25,9 +23,9 @@ def canonical_url(request, path: str) -> str:
     return request.build_absolute_uri(path)
 
 
-def plain_text(markdown_text: str) -> str:
-    """Markdown as one line of plain text, for descriptions and structured data."""
-    text = html.unescape(strip_tags(render_markdown(markdown_text)))
+def plain_text(fragment: str) -> str:
+    """Rendered HTML (or plain text) as one line of text, for descriptions and data."""
+    text = html.unescape(strip_tags(fragment or ""))
     return _SPACE.sub(" ", text).strip()
 
 
@@ -83,7 +81,7 @@ def code_page(request, code, procedure, crumbs) -> dict:
         page["about"] = {
             "@type": "MedicalProcedure",
             "name": procedure.title,
-            "description": plain_text(procedure.summary),
+            "description": plain_text(procedure.html["summary"]),
             "code": medical_code(code),
         }
         if procedure.reviewed_on:

@@ -3,7 +3,9 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils.functional import cached_property
 
+from carecodes.markdown import render_fields, stored_html
 from procedures import codes
 from procedures.models import CodeSystem, PublicationStatus
 
@@ -54,10 +56,25 @@ class Policy(models.Model):
     last_reviewed_on = models.DateField(null=True, blank=True)
     next_review_on = models.DateField(null=True, blank=True)
     source_url = models.URLField("source address", blank=True)
+    rendered = models.JSONField(
+        default=dict,
+        editable=False,
+        help_text="Sanitised HTML of the Markdown fields, rendered on save.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PolicyQuerySet.as_manager()
+
+    # The top heading level of each field's Markdown on the policy page: scope and
+    # exclusions sit under an <h3> of their own, the rest directly under an <h2>.
+    MARKDOWN_FIELDS = {
+        "scope": 4,
+        "limitations": 4,
+        "notes": 3,
+        "code_table_note": 3,
+        "background": 3,
+    }
 
     class Meta:
         ordering = ["payer__name", "number"]
@@ -75,10 +92,19 @@ class Policy(models.Model):
     def __str__(self):
         return f"{self.payer} {self.number}: {self.title}"
 
+    def save(self, *args, **kwargs):
+        self.rendered = render_fields(self, self.MARKDOWN_FIELDS)
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self):
         return reverse(
             "policies:policy", kwargs={"payer": self.payer.slug, "number": self.number}
         )
+
+    @cached_property
+    def html(self):
+        """The Markdown fields as sanitised HTML, keyed by field name."""
+        return stored_html(self, self.MARKDOWN_FIELDS)
 
     @property
     def is_published(self):

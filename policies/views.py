@@ -59,7 +59,7 @@ def policy_detail(request, payer, number):
             "crumbs": crumbs,
             "description": seo.meta_description(
                 f"{policy.payer.name} policy {policy.number}, {policy.title}:",
-                policy.scope,
+                policy.html["scope"],
                 "The codes it lists, grouped by coverage.",
             ),
             "shows_cpt": any(row.system == "cpt" for row in rows),

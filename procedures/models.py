@@ -1,6 +1,9 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils.functional import cached_property
+
+from carecodes.markdown import render_fields, stored_html
 
 from . import codes
 
@@ -257,10 +260,18 @@ class Procedure(models.Model):
     )
     reviewed_on = models.DateField(null=True, blank=True)
     reviewed_by = models.CharField(max_length=200, blank=True)
+    rendered = models.JSONField(
+        default=dict,
+        editable=False,
+        help_text="Sanitised HTML of each section, rendered on save.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ProcedureQuerySet.as_manager()
+
+    # Each section's Markdown sits under its own <h2>, so its headings start at <h3>.
+    MARKDOWN_FIELDS = {name: 3 for name, _heading in WRITEUP_SECTIONS}
 
     class Meta:
         ordering = ["code__system", "code__sort_key"]
@@ -274,17 +285,26 @@ class Procedure(models.Model):
     def __str__(self):
         return f"{self.code.code}: {self.title}"
 
+    def save(self, *args, **kwargs):
+        self.rendered = render_fields(self, self.MARKDOWN_FIELDS)
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self):
         return self.code.get_absolute_url()
+
+    @cached_property
+    def html(self):
+        """Each section as sanitised HTML, keyed by field name."""
+        return stored_html(self, self.MARKDOWN_FIELDS)
 
     @property
     def is_published(self):
         return self.status == PublicationStatus.PUBLISHED
 
     def sections(self):
-        """(field name, heading, Markdown) for each section that has text, in order."""
+        """(field name, heading, HTML) for each section that has text, in order."""
         return [
-            (name, heading, getattr(self, name))
+            (name, heading, self.html[name])
             for name, heading in WRITEUP_SECTIONS
             if getattr(self, name).strip()
         ]

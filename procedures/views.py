@@ -100,7 +100,7 @@ def code_detail(request, system, code):
 def code_description(code, procedure) -> str:
     label = f"{code.get_system_display()} {code.code}"
     if procedure is not None:
-        return seo.meta_description(f"{label} explained:", procedure.summary)
+        return seo.meta_description(f"{label} explained:", procedure.html["summary"])
     return seo.meta_description(
         f"{label}: {code.descriptor}.",
         "What the code means and which payer policies name it.",

@@ -206,3 +206,12 @@ def test_a_code_section_without_a_system_is_refused_not_a_crash(staff_client):
     )
     assert response.status_code == 200
     assert "This field is required." in response.content.decode()
+
+
+def test_stored_html_is_not_editable_in_the_admin(staff_client, sample_data):
+    procedure = Procedure.objects.get(code__code="97546")
+    response = staff_client.get(
+        reverse("admin:procedures_procedure_change", args=[procedure.pk])
+    )
+    tree = html.fromstring(response.content)
+    assert not tree.xpath("//*[@name='rendered']")

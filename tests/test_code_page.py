@@ -221,3 +221,21 @@ def test_staff_text_cannot_break_out_of_the_structured_data(client, sample_data)
     assert [script.get("type") for script in scripts] == ["application/ld+json"]
     data = json.loads(scripts[0].text)
     assert data["name"] == "Work hardening</script><script>alert(1)</script>"
+
+
+def test_an_edited_section_shows_on_the_page_once_saved(client, sample_data):
+    procedure = Procedure.objects.get(code__code="97546")
+    procedure.recovery = "Rest **two days** before the next session."
+    procedure.save()
+    tree = page(client.get("/codes/cpt/97546/"))
+    assert tree.xpath("//section[h2='Recovery']//strong/text()") == ["two days"]
+    assert "Follow-up appointments to monitor progress" not in tree.text_content()
+
+
+def test_text_changed_without_save_is_still_rendered_and_sanitised(client, sample_data):
+    Procedure.objects.filter(code__code="97546").update(
+        rendered={}, setting="<script>alert(1)</script>Clinic *gym*"
+    )
+    body = client.get("/codes/cpt/97546/").content.decode()
+    assert "<em>gym</em>" in body
+    assert "<script>alert(1)" not in body
