@@ -12,8 +12,6 @@ from django.utils.html import strip_tags
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
-from procedures import codes
-
 _SPACE = re.compile(r"\s+")
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 
@@ -115,7 +113,3 @@ def policy_page(request, policy, crumbs) -> dict:
     if policy.source_url:
         page["isBasedOn"] = policy.source_url
     return page
-
-
-def system_oid(system: str) -> str:
-    return codes.SYSTEM_OIDS[codes.System(system)]

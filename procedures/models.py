@@ -199,14 +199,6 @@ class Code(models.Model):
             .first()
         )
 
-    @property
-    def system_label(self):
-        return self.get_system_display()
-
-    @property
-    def oid(self):
-        return codes.SYSTEM_OIDS[codes.System(self.system)]
-
 
 class ProcedureQuerySet(models.QuerySet):
     def published(self):
