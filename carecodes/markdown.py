@@ -12,6 +12,7 @@ import re
 
 import markdown
 import nh3
+from django.utils.functional import cached_property
 from django.utils.safestring import SafeString, mark_safe
 
 EXTENSIONS = ["tables", "sane_lists", "fenced_code", "smarty"]
@@ -66,26 +67,35 @@ def _shift_headings(html: str, top_level: int) -> str:
     )
 
 
-def render_fields(instance, top_levels: dict[str, int]) -> dict[str, str]:
-    """Sanitised HTML of an object's Markdown fields, to store beside the source."""
-    return {
-        name: str(render_markdown(getattr(instance, name), top_level=level))
-        for name, level in top_levels.items()
-    }
-
-
-def stored_html(instance, top_levels: dict[str, int]) -> dict[str, SafeString]:
+class StoredMarkdown:
     """
-    The HTML an object stored on save, falling back to rendering now.
+    Model mixin: keep the sanitised HTML of ``MARKDOWN_FIELDS`` in ``rendered``.
 
-    Stored HTML came out of ``render_markdown`` in the object's ``save()``, so it is
-    marked safe as it is read. Rows written without ``save()`` (a queryset update)
-    have no stored HTML for a field, and are rendered on the fly instead.
+    ``MARKDOWN_FIELDS`` maps each Markdown field to the heading level its text starts
+    at on the page. The Markdown stays the source of truth; ``save()`` renders it
+    through ``render_markdown``, so pages read HTML instead of rendering per request.
+    Writes that skip ``save()`` (``bulk_create``, ``update``) leave ``rendered`` as it
+    was: a field missing from it is rendered on the fly, a stale one stays until the
+    next save.
     """
-    stored = instance.rendered or {}
-    return {
-        name: mark_safe(stored[name])
-        if name in stored
-        else render_markdown(getattr(instance, name), top_level=level)
-        for name, level in top_levels.items()
-    }
+
+    MARKDOWN_FIELDS: dict[str, int] = {}
+
+    def save(self, *args, **kwargs):
+        self.rendered = {
+            name: str(render_markdown(getattr(self, name), top_level=level))
+            for name, level in self.MARKDOWN_FIELDS.items()
+        }
+        super().save(*args, **kwargs)
+
+    @cached_property
+    def html(self) -> dict[str, SafeString]:
+        """Each Markdown field as sanitised HTML, keyed by field name."""
+        stored = self.rendered or {}
+        return {
+            # Stored HTML came out of render_markdown when the object was saved.
+            name: mark_safe(stored[name])
+            if name in stored
+            else render_markdown(getattr(self, name), top_level=level)
+            for name, level in self.MARKDOWN_FIELDS.items()
+        }

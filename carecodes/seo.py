@@ -28,7 +28,7 @@ def plain_text(fragment: str) -> str:
 
 
 def meta_description(*parts: str, limit: int = 155) -> str:
-    """A description of at most ``limit`` characters from the first non-empty parts."""
+    """The non-empty parts as one line of at most ``limit`` characters."""
     text = " ".join(plain_text(part) for part in parts if part and part.strip())
     return Truncator(text).chars(limit, truncate="…")
 
@@ -51,6 +51,29 @@ def breadcrumb_list(request, crumbs) -> dict:
             }
             for index, (name, path) in enumerate(crumbs, start=1)
         ],
+    }
+
+
+def collection_page(request, name: str, path: str, crumbs=None) -> dict:
+    """A browse page (an index, a section, a payer's policies)."""
+    page = {
+        "@context": "https://schema.org",
+        "@type": "CollectionPage",
+        "name": name,
+        "url": canonical_url(request, path),
+    }
+    if crumbs:
+        page["breadcrumb"] = breadcrumb_list(request, crumbs)
+    return page
+
+
+def website(request, name: str) -> dict:
+    return {
+        "@context": "https://schema.org",
+        "@type": "WebSite",
+        "name": name,
+        "url": canonical_url(request, "/"),
+        "inLanguage": "en",
     }
 
 

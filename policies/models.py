@@ -3,9 +3,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
-from django.utils.functional import cached_property
 
-from carecodes.markdown import render_fields, stored_html
+from carecodes.markdown import StoredMarkdown
 from procedures import codes
 from procedures.models import CodeSystem, PublicationStatus
 
@@ -31,7 +30,7 @@ class PolicyQuerySet(models.QuerySet):
         return self.filter(status=PublicationStatus.PUBLISHED)
 
 
-class Policy(models.Model):
+class Policy(StoredMarkdown, models.Model):
     """A payer's coverage policy, such as an Aetna Clinical Policy Bulletin."""
 
     payer = models.ForeignKey(Payer, on_delete=models.CASCADE, related_name="policies")
@@ -92,19 +91,10 @@ class Policy(models.Model):
     def __str__(self):
         return f"{self.payer} {self.number}: {self.title}"
 
-    def save(self, *args, **kwargs):
-        self.rendered = render_fields(self, self.MARKDOWN_FIELDS)
-        super().save(*args, **kwargs)
-
     def get_absolute_url(self):
         return reverse(
             "policies:policy", kwargs={"payer": self.payer.slug, "number": self.number}
         )
-
-    @cached_property
-    def html(self):
-        """The Markdown fields as sanitised HTML, keyed by field name."""
-        return stored_html(self, self.MARKDOWN_FIELDS)
 
     @property
     def is_published(self):
@@ -147,24 +137,32 @@ class PolicyCodeGroup(models.Model):
 
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
-        # Rows copy the group's system for their key lookup; keep them in step.
-        for row in self.codes.exclude(system=self.system):
-            row.group = self
-            row.save()
+        if self._system_changed():
+            # Rows copy the group's system for their key lookup; keep them in step.
+            for row in self.codes.all():
+                row.group = self
+                row.save()
+        self._loaded_system = self.system
 
     def clean(self):
-        if not self.pk or not self.system:
-            return
-        stored = PolicyCodeGroup.objects.filter(pk=self.pk).values_list(
-            "system", flat=True
-        )
-        if stored and stored[0] != self.system and self.codes.exists():
+        if self._system_changed() and self.codes.exists():
             raise ValidationError(
                 {
                     "system": "This group already lists codes of another system. "
                     "Remove them first, or start a new group for these codes."
                 }
             )
+
+    # The system as loaded, to notice a change without querying on every save.
+    @classmethod
+    def from_db(cls, *args, **kwargs):
+        group = super().from_db(*args, **kwargs)
+        group._loaded_system = group.__dict__.get("system")
+        return group
+
+    def _system_changed(self) -> bool:
+        loaded = getattr(self, "_loaded_system", None)
+        return loaded is not None and loaded != self.system
 
 
 class PolicyCodeQuerySet(models.QuerySet):

@@ -54,26 +54,6 @@ class ParsedPolicy:
     def title(self) -> str:
         return self.policy.title
 
-    @property
-    def scope(self) -> str:
-        return self.policy.scope
-
-    @property
-    def limitations(self) -> str:
-        return self.policy.limitations
-
-    @property
-    def notes(self) -> str:
-        return self.policy.notes
-
-    @property
-    def code_table_note(self) -> str:
-        return self.policy.code_table_note
-
-    @property
-    def background(self) -> str:
-        return self.policy.background
-
 
 # Top-level section headings, compared lower-cased without a trailing colon.
 _POLICY = "policy"

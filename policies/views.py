@@ -18,13 +18,12 @@ def payer_detail(request, payer):
             "payer": payer,
             "policies": policies,
             "crumbs": crumbs,
-            "json_ld": {
-                "@context": "https://schema.org",
-                "@type": "CollectionPage",
-                "name": f"{payer.name} medical policies",
-                "url": seo.canonical_url(request, payer.get_absolute_url()),
-                "breadcrumb": seo.breadcrumb_list(request, crumbs),
-            },
+            "json_ld": seo.collection_page(
+                request,
+                f"{payer.name} medical policies",
+                payer.get_absolute_url(),
+                crumbs,
+            ),
         },
     )
 

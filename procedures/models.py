@@ -1,9 +1,8 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
-from django.utils.functional import cached_property
 
-from carecodes.markdown import render_fields, stored_html
+from carecodes.markdown import StoredMarkdown
 
 from . import codes
 
@@ -223,7 +222,7 @@ WRITEUP_SECTIONS = [
 ]
 
 
-class Procedure(models.Model):
+class Procedure(StoredMarkdown, models.Model):
     """A plain-language write-up of the procedure a code stands for."""
 
     code = models.OneToOneField(
@@ -277,17 +276,8 @@ class Procedure(models.Model):
     def __str__(self):
         return f"{self.code.code}: {self.title}"
 
-    def save(self, *args, **kwargs):
-        self.rendered = render_fields(self, self.MARKDOWN_FIELDS)
-        super().save(*args, **kwargs)
-
     def get_absolute_url(self):
         return self.code.get_absolute_url()
-
-    @cached_property
-    def html(self):
-        """Each section as sanitised HTML, keyed by field name."""
-        return stored_html(self, self.MARKDOWN_FIELDS)
 
     @property
     def is_published(self):

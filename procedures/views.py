@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.db.models import F
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,33 +31,30 @@ def home(request):
         .order_by(F("reviewed_on").desc(nulls_last=True), "-updated_at")[:6]
     )
     sections = CodeSection.objects.filter(parent=None)
-    json_ld = {
-        "@context": "https://schema.org",
-        "@type": "WebSite",
-        "name": "CareCodes",
-        "url": seo.canonical_url(request, "/"),
-        "inLanguage": "en",
-    }
     return render(
         request,
         "procedures/home.html",
-        {"recent": recent, "sections": sections, "json_ld": json_ld},
+        {
+            "recent": recent,
+            "sections": sections,
+            "json_ld": seo.website(request, settings.SITE_NAME),
+        },
     )
 
 
 def code_index(request):
     writeups = Procedure.objects.published().select_related("code").order_by("title")
     sections = CodeSection.objects.filter(parent=None)
-    json_ld = {
-        "@context": "https://schema.org",
-        "@type": "CollectionPage",
-        "name": "Medical code write-ups A–Z",
-        "url": seo.canonical_url(request, request.path),
-    }
     return render(
         request,
         "procedures/code_index.html",
-        {"writeups": writeups, "sections": sections, "json_ld": json_ld},
+        {
+            "writeups": writeups,
+            "sections": sections,
+            "json_ld": seo.collection_page(
+                request, "Medical code write-ups A–Z", request.path
+            ),
+        },
     )
 
 
@@ -129,13 +127,9 @@ def section_detail(request, system, slug):
             "page": page,
             "crumbs": crumbs,
             "shows_cpt": section.system == codes.System.CPT,
-            "json_ld": {
-                "@context": "https://schema.org",
-                "@type": "CollectionPage",
-                "name": section.name,
-                "url": seo.canonical_url(request, section.get_absolute_url()),
-                "breadcrumb": seo.breadcrumb_list(request, crumbs),
-            },
+            "json_ld": seo.collection_page(
+                request, section.name, section.get_absolute_url(), crumbs
+            ),
         },
     )
 

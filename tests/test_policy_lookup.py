@@ -126,3 +126,24 @@ def test_key_columns_compare_byte_by_byte(db):
         ("procedures_codesection", "end_key", "C"),
         ("procedures_codesection", "start_key", "C"),
     ]
+
+
+def test_rows_follow_their_group_into_another_code_system(bulletin):
+    group = PolicyCodeGroup.objects.create(
+        policy=bulletin,
+        heading="HCPCS codes",
+        coverage=Coverage.COVERED,
+        system="hcpcs",
+    )
+    PolicyCode.objects.create(group=group, start_code="S9117")
+    group = PolicyCodeGroup.objects.get(pk=group.pk)
+    group.system = "icd-10-cm"
+    group.save()
+    assert named("hcpcs", "S9117") == []
+    assert named("icd-10-cm", "S91.17") == ["S00.00X+ - T88.9XX+", "S91.17"]
+
+
+def test_saving_a_group_unchanged_costs_one_query(bulletin, django_assert_num_queries):
+    group = PolicyCodeGroup.objects.filter(system="cpt").get()
+    with django_assert_num_queries(1):
+        group.save()

@@ -132,16 +132,16 @@ def test_it_reads_the_number_and_title(parsed):
 
 
 def test_it_reads_scope_limitations_and_notes(parsed):
-    assert parsed.scope == (
+    assert parsed.policy.scope == (
         "This Clinical Policy Bulletin addresses work hardening programs."
     )
-    assert parsed.limitations == (
+    assert parsed.policy.limitations == (
         "Aetna does not cover back school for occupational purposes and other return "
         "to work/reintegration or vocational programs including work hardening "
         "programs as they are considered vocational training, and not treatment of "
         "illness or injury."
     )
-    assert parsed.notes == (
+    assert parsed.policy.notes == (
         "Aetna medical benefit plans provide coverage only for treatment of illness "
         "or injury. Please check benefit plan descriptions for details."
     )
@@ -152,14 +152,14 @@ def test_the_empty_related_policies_item_is_fine(parsed):
 
 
 def test_it_keeps_the_note_printed_above_the_code_table(parsed):
-    assert parsed.code_table_note == (
+    assert parsed.policy.code_table_note == (
         "Information in the [brackets] below has been added for clarification "
         'purposes. Codes requiring a 7th character are represented by "+":'
     )
 
 
 def test_the_background_keeps_its_sub_heading_and_paragraphs(parsed):
-    blocks = parsed.background.split("\n\n")
+    blocks = parsed.policy.background.split("\n\n")
     assert len(blocks) == 4
     assert blocks[0].startswith("Work hardening programs refer to physical")
     assert blocks[1] == (
@@ -171,7 +171,10 @@ def test_the_background_keeps_its_sub_heading_and_paragraphs(parsed):
     )
     start = SEED.index("\nBackground\n\nWork hardening")
     seed_background = SEED[start : SEED.index("\nReferences\n", start)]
-    assert words(parsed.background.replace("### ", "")) == words(seed_background)[1:]
+    assert (
+        words(parsed.policy.background.replace("### ", ""))
+        == words(seed_background)[1:]
+    )
 
 
 def test_dates_stay_empty_when_the_bulletin_gives_none(parsed):
@@ -282,7 +285,7 @@ def test_a_code_row_before_any_group_heading_is_a_problem():
     result = parse_policy(broken)
     assert [problem.line for problem in result.problems] == [32]
     assert "group heading" in result.problems[0].message
-    assert "97545" not in result.code_table_note
+    assert "97545" not in result.policy.code_table_note
 
 
 def test_codes_left_without_a_description_are_a_problem():
@@ -321,7 +324,7 @@ def test_an_unknown_section_is_kept_at_the_end_of_the_background():
     )
     result = parse_policy(text)
     assert result.problems == []
-    assert result.background.endswith(
+    assert result.policy.background.endswith(
         "\n\n## Appendix\n\nWork conditioning is not work hardening."
     )
     assert len(result.references) == 12
@@ -335,7 +338,7 @@ def test_an_unknown_policy_item_is_kept_in_the_background():
     )
     result = parse_policy(text)
     assert result.problems == []
-    assert result.background.endswith(
+    assert result.policy.background.endswith(
         "## Transition Period\n\nMembers in a program may finish it."
     )
 
