@@ -143,8 +143,32 @@ class Code(models.Model):
         related_name="codes",
         help_text="The narrowest section whose range holds the code (set on save).",
     )
+    is_billable = models.BooleanField(
+        default=True,
+        help_text="Valid on a claim. ICD-10-CM categories and subcategories are not.",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+        help_text="The category or subcategory code this code belongs to.",
+    )
+    notes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Official notes by kind (includes, excludes1, excludes2, code first, "
+        "use additional code, 7th characters …): {kind: [text, …]}.",
+    )
     source = models.CharField(
         max_length=200, blank=True, help_text="Where the descriptor comes from."
+    )
+    code_set_year = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="The year of the official code set the descriptor comes from "
+        "(2026 for ICD-10-CM FY2026); empty when it comes from elsewhere.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -290,3 +314,37 @@ class Procedure(StoredMarkdown, models.Model):
             for name, heading in WRITEUP_SECTIONS
             if getattr(self, name).strip()
         ]
+
+
+class SimilarCode(models.Model):
+    """One entry of a code's precomputed similar-codes list (see procedures.similar)."""
+
+    code = models.ForeignKey(
+        Code, on_delete=models.CASCADE, related_name="similar_codes"
+    )
+    similar = models.ForeignKey(Code, on_delete=models.CASCADE, related_name="+")
+    rank = models.PositiveSmallIntegerField()
+    score = models.FloatField()
+    reasons = models.JSONField(
+        default=list,
+        help_text="Why the codes are similar, in plain words, strongest first.",
+    )
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code", "rank"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code", "similar"], name="similarcode_unique_pair"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(code=models.F("similar")),
+                name="similarcode_not_itself",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["code", "rank"], name="similarcode_rank_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.code} ~ {self.similar} ({self.score:.2f})"
