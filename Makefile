@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml scripts/find-python
 run: install .secret_key
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_sample_data
+	@# The full ICD-10-CM set: about half a minute once, then skipped in a second.
+	$(PY) manage.py import_icd10cm
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "CareCodes is at http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
 	$(VENV)/bin/gunicorn carecodes.wsgi --bind 127.0.0.1:$(PORT) --workers 2 \

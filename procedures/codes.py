@@ -105,7 +105,9 @@ _CPT_RE = re.compile(r"[0-9]{5}|[0-9]{4}[FTU]")
 # The first letters CMS uses for HCPCS Level II; D (dental, CDT), I, N, O, W-Z are
 # not HCPCS Level II codes.
 _HCPCS_RE = re.compile(r"[ABCEGHJKLMPQRSTUV][0-9]{4}")
-_ICD10CM_RE = re.compile(r"([A-Z][0-9][A-Z0-9])\.?([A-Z0-9]{0,4})")
+# A category is a letter, a digit and a letter or digit, except that FY2026 added
+# QA0 (chapter 17 now ends at QA0): "A" may stand second when a digit follows.
+_ICD10CM_RE = re.compile(r"([A-Z](?:[0-9][A-Z0-9]|A[0-9]))\.?([A-Z0-9]{0,4})")
 # ICD-10-PCS leaves out I and O so they are not misread as 1 and 0; its sections
 # are 0-9, B, C, D, F, G, H and X.
 _ICD10PCS_RE = re.compile(r"[0-9BCDFGHX][0-9A-HJ-NP-Z]{6}")

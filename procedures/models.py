@@ -218,7 +218,9 @@ class Code(models.Model):
                 start_key__lte=self.sort_key,
                 end_key__gte=self.sort_key,
             )
-            .order_by("-depth")
+            # Sections of one depth can overlap by key (block D3A sorts inside
+            # D37-D48); the later start is the tighter fit.
+            .order_by("-depth", "-start_key", "end_key")
             .first()
         )
 

@@ -1,13 +1,13 @@
 """
 Signals for writes that bypass ``Model.save()``.
 
-Bulk imports (a code set of 100,000 rows) cannot afford a ``post_save`` per row. They send
-these instead, after the transaction's writes, so that derived data (the search index,
-similar codes) can catch up without the content layer importing it.
+Bulk imports (a code set of 100,000 rows) cannot afford a ``post_save`` per row. They
+send these instead, after the transaction's writes, so that derived data (the search
+index, similar codes) can catch up without the content layer importing it.
 """
 
 from django.dispatch import Signal
 
-# Sent with ``system`` (a CodeSystem value) and ``ids`` (the primary keys of the Code rows
-# created or changed in bulk).
+# Sent with ``system`` (a CodeSystem value) and ``ids`` (the primary keys of the Code
+# rows created or changed in bulk).
 codes_bulk_saved = Signal()
