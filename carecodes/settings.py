@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "carecodes",
     "procedures",
     "policies",
+    "carecodes.search",
 ]
 
 MIDDLEWARE = [

@@ -19,6 +19,8 @@ def _plain_static_files_and_clean_cache(settings):
 
 
 @pytest.fixture
-def sample_data(db):
+def sample_data(db, django_capture_on_commit_callbacks):
     """The two seed documents loaded as the site's sample records."""
-    call_command("load_sample_data", verbosity=0)
+    # Derived data (the search index) is written on commit, which tests never reach.
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("load_sample_data", verbosity=0)

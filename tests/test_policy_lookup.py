@@ -125,6 +125,7 @@ def test_key_columns_compare_byte_by_byte(db):
         ("procedures_code", "sort_key", "C"),
         ("procedures_codesection", "end_key", "C"),
         ("procedures_codesection", "start_key", "C"),
+        ("search_searchdocument", "sort_key", "C"),
     ]
 
 

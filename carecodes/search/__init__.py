@@ -1,111 +1,105 @@
 """
 Search across codes, write-ups and policies.
 
-This is the first, plain version: a typed code goes straight to its page, and words
-are matched against code descriptors, write-up titles and policy titles. The
-full-text engine (FTS5 / PostgreSQL) replaces the word matching behind the same
-``search()`` interface.
+The interface the pages build on: ``search()``, ``suggest()`` and the dataclasses they
+return. The work is done in ``engine`` (query reading in ``query``, the index rows in
+``documents`` and ``indexing``, and one backend per database vendor: ``sqlite`` for
+FTS5, ``postgres`` for tsvector and pg_trgm). Models are imported lazily, because
+this package is also the ``search`` app, loaded before the app registry is ready.
 """
 
-import re
+import math
 from dataclasses import dataclass, field
 
-from django.db.models import Q
+__all__ = [
+    "MAX_QUERY_LENGTH",
+    "Filters",
+    "Hit",
+    "Results",
+    "Suggestion",
+    "search",
+    "suggest",
+]
 
-from policies.models import Policy
-from procedures import codes
-from procedures.models import Code, Procedure
+# Long enough for any code list or phrase a person types; the form refuses longer.
+MAX_QUERY_LENGTH = 200
 
-RESULT_LIMIT = 50
-_WORD = re.compile(r"[\w.+-]+")
+KINDS = ("code", "write-up", "policy")
+
+
+@dataclass(frozen=True)
+class Filters:
+    system: str = ""  # a CodeSystem value or ""
+    kind: str = ""  # "code", "write-up", "policy" or ""
+    payer: str = ""  # a Payer slug or ""
 
 
 @dataclass(frozen=True)
 class Hit:
     kind: str  # "code", "write-up" or "policy"
-    title: str
+    title: str  # plain text
     url: str
-    detail: str = ""
-    system: str = ""  # the code system of a code or write-up hit
+    snippet: str = ""  # SafeString: escaped text with <mark> around matches, or ""
+    detail: str = ""  # plain text: "CPT 97546", "Aetna CPB 0198", "ICD-10-CM"
+    system: str = ""  # code system of a code or write-up hit
+    code: str = ""  # canonical code of a code or write-up hit
+    payer: str = ""  # payer slug of a policy hit
+    reason: str = ""  # plain words when not a text match ("Exact code")
 
 
 @dataclass
 class Results:
     query: str
-    exact: str | None = None  # the address of the one code the query names
-    hits: list[Hit] = field(default_factory=list)
+    filters: "Filters" = field(default_factory=Filters)
+    hits: list[Hit] = field(default_factory=list)  # the requested page only
+    total: int = 0  # all matches, counted through the index
+    page: int = 1
+    per_page: int = 20
+    exact: str | None = None  # address of the one code the query names exactly
+    suggestion: str = ""  # a "did you mean" query, or ""
+    counts: dict[str, int] = field(default_factory=dict)  # matches by kind
+    notice: str = ""  # how the query was understood
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page)) if self.per_page else 1
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def previous_page(self) -> int | None:
+        return self.page - 1 if self.has_previous else None
+
+    @property
+    def next_page(self) -> int | None:
+        return self.page + 1 if self.has_next else None
 
 
-def find_code(text: str) -> Code | None:
-    """The code a query names exactly ("97546", "s52501a", "CPT 97545"), if any."""
-    words = _WORD.findall(text)
-    if not words or len(words) > 2:
-        return None
-    system_hint = codes.system_from_slug(words[0]) if len(words) == 2 else None
-    candidate = words[-1]
-    systems = [system_hint] if system_hint else codes.systems_for(candidate)
-    for system in systems:
-        try:
-            canonical = codes.normalize(system, candidate)
-        except codes.CodeError:
-            continue
-        code = Code.objects.filter(system=system, code=canonical).first()
-        if code is not None:
-            return code
-    return None
+@dataclass(frozen=True)
+class Suggestion:
+    label: str
+    url: str
+    kind: str  # "code", "write-up", "policy"
+    detail: str = ""
 
 
-def search(query: str) -> Results:
-    results = Results(query=query)
-    code = find_code(query)
-    if code is not None:
-        results.exact = code.get_absolute_url()
-        return results
-    words = [w for w in _WORD.findall(query) if len(w) > 1][:8]
-    if not words:
-        return results
-    writeups = Q()
-    descriptors = Q()
-    policies = Q()
-    for word in words:
-        writeups &= Q(title__icontains=word) | Q(summary__icontains=word)
-        descriptors &= Q(descriptor__icontains=word)
-        policies &= Q(title__icontains=word) | Q(number__iexact=word)
-    for procedure in (
-        Procedure.objects.published()
-        .filter(writeups)
-        .select_related("code")[:RESULT_LIMIT]
-    ):
-        results.hits.append(
-            Hit(
-                "write-up",
-                procedure.title,
-                procedure.get_absolute_url(),
-                procedure.code.code,
-                procedure.code.system,
-            )
-        )
-    for policy in (
-        Policy.objects.published()
-        .filter(policies)
-        .select_related("payer")[:RESULT_LIMIT]
-    ):
-        results.hits.append(
-            Hit(
-                "policy",
-                policy.title,
-                policy.get_absolute_url(),
-                f"{policy.payer.name} {policy.number}",
-            )
-        )
-    for code in Code.objects.filter(descriptors)[:RESULT_LIMIT]:
-        results.hits.append(
-            Hit(
-                "code",
-                f"{code.code} {code.descriptor}",
-                code.get_absolute_url(),
-                code.get_system_display(),
-                code.system,
-            )
-        )
-    return results
+def search(
+    query: str, filters: Filters | None = None, page: int = 1, per_page: int = 20
+) -> Results:
+    """One page of matches for ``query``; never raises on any string."""
+    from . import engine
+
+    return engine.search(query, filters or Filters(), page, per_page)
+
+
+def suggest(prefix: str, limit: int = 10) -> list[Suggestion]:
+    """Autocomplete entries for what has been typed so far (at most ``limit``)."""
+    from . import engine
+
+    return engine.suggest(prefix, limit)

@@ -1,0 +1,537 @@
+"""
+The engine behind ``carecodes.search``: structured lookups first, then full text.
+
+A query is read by ``query.parse``. Codes it names are looked up by key (an exact code
+is always first), then the policies that name those codes (by themselves or through
+a range), then policies by number ("aetna 0198", "CPB 198"), then codes by prefix or
+range, then full text through the backend of the database vendor. Each part counts
+its matches through an index, so ``total`` and ``counts`` never need a scan, and a
+page is cut from the parts in that order.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import Q
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+
+from policies.models import Policy, PolicyCode, PolicyCodeGroup
+from procedures import codes
+from procedures.models import PublicationStatus
+
+from . import KINDS, Filters, Hit, Results, Suggestion
+from .documents import MARK_CLOSE, MARK_OPEN, fold
+from .models import (
+    KIND_CODE,
+    KIND_DIGITS,
+    KIND_POLICY,
+    KIND_STEP,
+    KIND_WRITEUP,
+    SearchDocument,
+    document_id,
+)
+from .query import Parsed, parse, words_in
+
+_FIELDS = ("id", "kind", "system", "code", "payer", "title", "detail", "url")
+_KIND_OF_DIGIT = {digit: kind for kind, digit in KIND_DIGITS.items()}
+MAX_NUMBERS = 8
+_SELECT = (
+    "SELECT id, kind, system, code, payer, title, detail, url "
+    "FROM search_searchdocument"
+)
+
+
+def _rows(sql: str, params) -> list[dict]:
+    # Raw SQL for the key lookups: each costs microseconds in the database, and
+    # compiling the same query through the ORM costs about a millisecond.
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return [dict(zip(_FIELDS, row, strict=False)) for row in cursor.fetchall()]
+
+
+def _marks(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _key_condition(pairs) -> tuple[str, list]:
+    """(system = ? AND sort_key = ?) OR ... for (system, code) pairs."""
+    sql = " OR ".join("(system = %s AND sort_key = %s)" for _ in pairs)
+    params = []
+    for system, code in pairs:
+        params += [system, codes.sort_key(codes.System(system), code)]
+    return f"({sql})", params
+
+
+def _span_condition(spans) -> tuple[str, list]:
+    sql = " OR ".join("(system = %s AND sort_key BETWEEN %s AND %s)" for _ in spans)
+    params = []
+    for system, first, last, _label in spans:
+        params += [system, first, last]
+    return f"({sql})", params
+
+
+def backend():
+    if connection.vendor == "postgresql":
+        from . import postgres
+
+        return postgres
+    from . import sqlite
+
+    return sqlite
+
+
+def highlight(text: str) -> str:
+    """Escaped text with <mark> around the backend's markers; "" for no text."""
+    if not text:
+        return ""
+    marked = str(escape(text)).replace(MARK_OPEN, "<mark>")
+    marked = marked.replace(MARK_CLOSE, "</mark>")
+    if marked.count("<mark>") != marked.count("</mark>"):
+        marked = marked.replace("<mark>", "").replace("</mark>", "")
+    return mark_safe(marked)
+
+
+def _hit(row: dict, snippet: str = "", reason: str = "") -> Hit:
+    return Hit(
+        kind=row["kind"],
+        title=row["title"],
+        url=row["url"],
+        snippet=highlight(snippet),
+        detail=row["detail"],
+        system=row["system"],
+        code=row["code"] if row["kind"] != KIND_POLICY else "",
+        payer=row["payer"],
+        reason=reason,
+    )
+
+
+def _passes(row: dict, filters: Filters) -> bool:
+    if filters.system and row["system"] != filters.system:
+        return False
+    return not (filters.payer and row["payer"] != filters.payer)
+
+
+@dataclass
+class _Listed:
+    """A part whose hits are few and already known."""
+
+    hits: list[Hit]
+    ids: list[int]
+
+    def counts(self) -> dict[str, int]:
+        found = dict.fromkeys(KINDS, 0)
+        for hit in self.hits:
+            found[hit.kind] += 1
+        return found
+
+    def fetch(self, kind: str, offset: int, limit: int) -> list[Hit]:
+        hits = [hit for hit in self.hits if not kind or hit.kind == kind]
+        return hits[offset : offset + limit]
+
+
+@dataclass
+class _Spans:
+    """Codes by prefix or range, in code order."""
+
+    spans: list[tuple[str, str, str, str]]
+    filters: Filters
+    exclude: list[int]
+    reason: str
+    _counts: dict[str, int] = field(default_factory=dict)
+
+    def _where(self, kind="") -> tuple[str, list]:
+        sql, params = _span_condition(self.spans)
+        if self.exclude:
+            sql += f" AND id NOT IN ({_marks(self.exclude)})"
+            params += self.exclude
+        if self.filters.system:
+            sql += " AND system = %s"
+            params.append(self.filters.system)
+        if self.filters.payer:
+            sql += " AND payer = %s"
+            params.append(self.filters.payer)
+        if kind:
+            sql += " AND kind = %s"
+            params.append(kind)
+        return sql, params
+
+    def counts(self) -> dict[str, int]:
+        sql, params = self._where()
+        # The kind is a digit of the id, so the count reads the key index only.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id / {KIND_STEP}, count(*) FROM search_searchdocument "
+                f"WHERE {sql} GROUP BY 1",
+                params,
+            )
+            self._counts = {
+                _KIND_OF_DIGIT[digit]: number for digit, number in cursor.fetchall()
+            }
+        return self._counts
+
+    def fetch(self, kind: str, offset: int, limit: int) -> list[Hit]:
+        sql, params = self._where(kind)
+        rows = _rows(
+            f"{_SELECT} WHERE {sql} ORDER BY system, sort_key LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        )
+        return [_hit(row, reason=self.reason) for row in rows]
+
+
+@dataclass
+class _Text:
+    """Full-text matches, ranked by the backend."""
+
+    match: str
+    filters: Filters
+    exclude: list[int]
+    spans: list
+    _counts: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        engine = backend()
+        self._counts = engine.count(
+            self.match, engine.Where(self.filters, self.exclude, self.spans)
+        )
+        return self._counts
+
+    def fetch(self, kind: str, offset: int, limit: int) -> list[Hit]:
+        engine = backend()
+        total = self._counts.get(kind, 0) if kind else sum(self._counts.values())
+        where = engine.Where(self.filters, self.exclude, self.spans, kind)
+        rows = engine.page(self.match, where, total, offset, limit)
+        return [
+            _hit(dict(zip(_FIELDS, row[:-1], strict=True)), row[-1]) for row in rows
+        ]
+
+
+def _exact_codes(parsed: Parsed, filters: Filters) -> tuple[_Listed, str | None]:
+    if not parsed.codes:
+        return _Listed([], []), None
+    sql, params = _key_condition(parsed.codes)
+    rows = _rows(
+        f"{_SELECT} WHERE {sql} AND kind IN (%s, %s) ORDER BY id",
+        [*params, KIND_CODE, KIND_WRITEUP],
+    )
+    exact = None
+    if len(rows) == 1 and parsed.names_one_code:
+        exact = rows[0]["url"]
+    hits = [_hit(row, reason="Exact code") for row in rows if _passes(row, filters)]
+    return _Listed(hits, [row["id"] for row in rows]), exact
+
+
+def _naming_policies(parsed: Parsed, filters: Filters, seen: set) -> _Listed:
+    """Policies that list a named code, by itself or through a range."""
+    if not parsed.codes or filters.system:
+        return _Listed([], [])
+    # PolicyCodeQuerySet.naming for several codes at once: one indexed query.
+    conditions, params = [], []
+    for system, code in parsed.codes:
+        key = codes.sort_key(codes.System(system), code)
+        conditions.append("(r.system = %s AND r.start_key <= %s AND r.end_key >= %s)")
+        params += [system, key, key]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT g.policy_id, r.start_code, r.end_code, r.system "
+            f"FROM {PolicyCode._meta.db_table} r "
+            f"JOIN {PolicyCodeGroup._meta.db_table} g ON g.id = r.group_id "
+            f"JOIN {Policy._meta.db_table} p ON p.id = g.policy_id "
+            f"WHERE p.status = %s AND ({' OR '.join(conditions)})",
+            [PublicationStatus.PUBLISHED, *params],
+        )
+        found = cursor.fetchall()
+    listing = {}
+    for policy_id, start, end, system in found:
+        for named_system, code in parsed.codes:
+            if named_system != system:
+                continue
+            key = codes.sort_key(codes.System(system), code)
+            row_start, row_end = codes.range_keys(
+                codes.System(system), start, end or None
+            )
+            if not row_start <= key <= row_end:
+                continue
+            listed = not end and start == code
+            if listed or policy_id not in listing:
+                reason = (
+                    "Policy lists this code"
+                    if listed
+                    else f"Policy lists a range containing {code}"
+                )
+                if listing.get(policy_id, "").startswith("Policy lists this"):
+                    continue
+                listing[policy_id] = reason
+    if not listing:
+        return _Listed([], [])
+    ids = [document_id(KIND_POLICY, "", policy_id) for policy_id in listing]
+    wanted = [i for i in ids if i not in seen]
+    rows = (
+        _rows(f"{_SELECT} WHERE id IN ({_marks(wanted)}) ORDER BY payer, code", wanted)
+        if wanted
+        else []
+    )
+    hits, ids = [], []
+    for row in rows:
+        ids.append(row["id"])
+        if _passes(row, filters):
+            object_id = row["id"] - document_id(KIND_POLICY, "", 0)
+            hits.append(_hit(row, reason=listing[object_id]))
+    return _Listed(hits, ids)
+
+
+def _numbered_policies(parsed: Parsed, filters: Filters, seen: set) -> _Listed:
+    """Policies by number; a payer's name in the query narrows them to that payer."""
+    if not parsed.numbers or filters.system:
+        return _Listed([], [])
+    if parsed.code_tokens and not parsed.policy_marker and seen:
+        return _Listed([], [])
+    numbers = parsed.numbers[:MAX_NUMBERS]
+    rows = [
+        row
+        for row in _rows(
+            f"{_SELECT} WHERE system = '' AND sort_key IN ({_marks(numbers)}) "
+            f"ORDER BY payer, code",
+            numbers,
+        )
+        if row["id"] not in seen
+    ]
+    named = set(parsed.words)
+    by_payer = [
+        row
+        for row in rows
+        if named & (set(row["payer"].split("-")) | set(words_in(row["detail"])))
+    ]
+    if by_payer:
+        payer_words = set()
+        for row in by_payer:
+            payer_words |= set(row["payer"].split("-")) | set(words_in(row["detail"]))
+        parsed.words = [word for word in parsed.words if word not in payer_words]
+        rows = by_payer
+    if rows and (by_payer or parsed.policy_marker):
+        # The number was a policy number, not the start of a code.
+        keys = {row["code"].upper() for row in rows} | set(parsed.numbers)
+        parsed.spans = [
+            span
+            for span in parsed.spans
+            if span[1].lstrip("0") not in keys and span[1] not in keys
+        ]
+        parsed.code_words = []
+    hits = [_hit(row, reason="Policy number") for row in rows if _passes(row, filters)]
+    return _Listed(hits, [row["id"] for row in rows])
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance (a swap of neighbours counts once)."""
+    previous2, previous = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(
+                previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost
+            )
+            if (
+                previous2 is not None
+                and i > 1
+                and j > 1
+                and a[i - 1] == b[j - 2]
+                and a[i - 2] == b[j - 1]
+            ):
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def corrections(words: list[str]) -> dict[str, str]:
+    """Real words from the index for the words it does not know."""
+    checkable = [w for w in words if len(w) >= 4 and w.isalpha() and len(w) <= 40]
+    if not checkable:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT word FROM search_searchword WHERE word IN ({_marks(checkable)})",
+            checkable,
+        )
+        known = {word for (word,) in cursor.fetchall()}
+    found = {}
+    for word in checkable[:4]:
+        if word in known:
+            continue
+        allowed = 1 if len(word) <= 5 else 2
+        best = None
+        for broad in (False, True):
+            for candidate, documents in backend().word_candidates(word, broad=broad):
+                if abs(len(candidate) - len(word)) > allowed:
+                    continue
+                distance = _edit_distance(word, candidate)
+                if distance > allowed:
+                    continue
+                score = (distance, -documents, candidate)
+                if best is None or score < best:
+                    best = score
+            if best is not None:
+                break
+        if best is not None:
+            found[word] = best[2]
+    return found
+
+
+def _text_part(parsed, filters, exclude, words) -> _Text | None:
+    match = backend().fts_string(words, parsed.phrases)
+    if not match:
+        return None
+    return _Text(match, filters, exclude, parsed.spans)
+
+
+def _cut(parts, kind: str, offset: int, limit: int) -> list[Hit]:
+    hits = []
+    for part, counts in parts:
+        size = counts.get(kind, 0) if kind else sum(counts.values())
+        if offset >= size:
+            offset -= size
+            continue
+        taken = part.fetch(kind, offset, limit - len(hits))
+        hits.extend(taken)
+        offset = 0
+        if len(hits) >= limit:
+            break
+    return hits
+
+
+def _with_correction(text: str, fixed: dict[str, str]) -> str:
+    words = []
+    for token in text.split():
+        folded = fold(token).strip(".,;:!?\"'()")
+        words.append(fixed.get(folded, token))
+    return " ".join(words)
+
+
+def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
+    per_page = max(1, min(int(per_page or 20), 100))
+    parsed = parse(query)
+    filters = Filters(
+        system=filters.system if filters.system in codes.SYSTEM_LABELS else "",
+        kind=filters.kind if filters.kind in KINDS else "",
+        payer=str(filters.payer or "")[:80],
+    )
+    results = Results(query=parsed.text, filters=filters, per_page=per_page)
+    if not parsed.text:
+        return results
+
+    exact_part, results.exact = _exact_codes(parsed, filters)
+    seen = set(exact_part.ids)
+    naming_part = _naming_policies(parsed, filters, seen)
+    seen |= set(naming_part.ids)
+    number_part = _numbered_policies(parsed, filters, seen)
+    seen |= set(number_part.ids)
+    parts = [exact_part]
+    notices = []
+    if parsed.systems and not parsed.codes:
+        system = parsed.systems[0]
+        if not filters.system:
+            filters = Filters(system.value, filters.kind, filters.payer)
+            results.filters = filters
+        notices.append(f"{codes.SYSTEM_LABELS[system]} only")
+
+    words = list(parsed.words)
+    found_structured = any(part.hits for part in parts)
+    if parsed.spans and not words and not parsed.phrases:
+        spans_part = _Spans(parsed.spans, filters, sorted(seen), "Code in range")
+        parts.append(spans_part)
+        notices.append("Codes " + ", ".join(span[3] for span in parsed.spans))
+    elif parsed.spans:
+        notices.append(
+            "Codes " + ", ".join(span[3] for span in parsed.spans) + " matching words"
+        )
+    elif not found_structured:
+        words += [word for word in parsed.code_words if word not in words]
+
+    parts += [naming_part, number_part]
+    text = _text_part(parsed, filters, sorted(seen), words)
+    if text is not None:
+        parts.append(text)
+    counted = [(part, part.counts()) for part in parts]
+    totals = {kind: sum(c.get(kind, 0) for _p, c in counted) for kind in KINDS}
+
+    if not any(totals.values()) and words:
+        fixed = corrections(words)
+        if fixed:
+            retry = _text_part(
+                parsed, filters, sorted(seen), [fixed.get(w, w) for w in words]
+            )
+            retry_counts = retry.counts() if retry else {}
+            if any(retry_counts.values()):
+                counted[-1 if text is not None else len(counted) :] = [
+                    (retry, retry_counts)
+                ]
+                totals = {kind: retry_counts.get(kind, 0) for kind in KINDS}
+                results.suggestion = _with_correction(parsed.text, fixed)
+                notices.append(f"Showing results for “{results.suggestion}”")
+
+    results.counts = totals
+    limit = backend().COUNT_LIMIT
+    if text is not None and sum(counted[-1][1].values()) >= limit:
+        notices.append(f"More than {limit:,} matches: the best are shown first")
+    results.total = totals[filters.kind] if filters.kind else sum(totals.values())
+    pages = max(1, math.ceil(results.total / per_page))
+    try:
+        wanted = int(page)
+    except (TypeError, ValueError):
+        wanted = 1
+    results.page = min(max(1, wanted), pages)
+    results.hits = _cut(counted, filters.kind, (results.page - 1) * per_page, per_page)
+    results.notice = "; ".join(notices)
+    return results
+
+
+def suggest(prefix: str, limit: int) -> list[Suggestion]:
+    limit = max(1, min(int(limit or 10), 10))
+    parsed = parse(prefix)
+    if not parsed.text:
+        return []
+    found: list[dict] = []
+    if parsed.codes or parsed.spans:
+        conditions, params = [], []
+        if parsed.codes:
+            sql, values = _key_condition(parsed.codes)
+            conditions.append(sql)
+            params += values
+        if parsed.spans:
+            sql, values = _span_condition(parsed.spans)
+            conditions.append(sql)
+            params += values
+        found = _rows(
+            f"{_SELECT} WHERE {' OR '.join(conditions)} "
+            f"ORDER BY system, sort_key LIMIT %s",
+            [*params, limit],
+        )
+    elif parsed.code_words and not parsed.words:
+        # A code typed half way ("975"), which no rule above reads as a prefix.
+        key = parsed.text.upper().replace(".", "")[:10]
+        found = list(
+            SearchDocument.objects.filter(
+                Q(sort_key__gte=key, sort_key__lt=key + codes.RANGE_END_MARK)
+            )
+            .exclude(kind=KIND_POLICY)
+            .order_by("system", "sort_key")
+            .values(*_FIELDS)[:limit]
+        )
+    if len(found) < limit:
+        words = parsed.words[:-1] if not parsed.text.endswith(" ") else parsed.words
+        last = parsed.words[-1] if parsed.words and words != parsed.words else ""
+        if len(last) < 2:
+            last = ""
+        if words or last:
+            rows = backend().suggest(words[:6], last, limit - len(found))
+            known = {row["id"] for row in found}
+            found += [
+                dict(zip(_FIELDS, row, strict=True))
+                for row in rows
+                if row[0] not in known
+            ]
+    return [
+        Suggestion(row["title"], row["url"], row["kind"], row["detail"])
+        for row in found[:limit]
+    ]

@@ -1,0 +1,140 @@
+"""
+Writing the index: reindexing codes and policies in set-based batches, and rebuilding.
+
+Every write deletes the documents of the objects concerned and inserts what they
+contribute now (nothing for a deleted object or a draft policy), so reindexing is
+idempotent and the same content always gives the same rows.
+"""
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from django.db import connections, transaction
+
+from policies.models import Policy
+from procedures.models import Code
+
+from .documents import code_document, document_words, policy_document
+from .models import KIND_CODE, KIND_POLICY, KIND_WRITEUP, SearchDocument, SearchWord
+
+BATCH_SIZE = 2000
+
+
+def _batches(ids: Iterable[int], size: int = BATCH_SIZE):
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def _write(using, kinds, object_ids, documents, vocabulary: Counter | None):
+    SearchDocument.objects.using(using).filter(
+        kind__in=kinds, object_id__in=object_ids
+    ).delete()
+    SearchDocument.objects.using(using).bulk_create(
+        [SearchDocument(**fields) for fields in documents]
+    )
+    words = set()
+    for fields in documents:
+        found = document_words(fields)
+        words.update(found)
+        if vocabulary is not None:
+            vocabulary.update(found)
+    if vocabulary is None and words:
+        SearchWord.objects.using(using).bulk_create(
+            [SearchWord(word=word) for word in sorted(words)],
+            ignore_conflicts=True,
+            batch_size=BATCH_SIZE,
+        )
+
+
+def reindex_codes(ids, *, using="default", vocabulary: Counter | None = None) -> int:
+    """Reindex the codes with these primary keys; returns the documents written."""
+    written = 0
+    for batch in _batches(ids):
+        found = (
+            Code.objects.using(using).filter(pk__in=batch).select_related("procedure")
+        )
+        documents = [
+            code_document(code, getattr(code, "procedure", None)) for code in found
+        ]
+        with transaction.atomic(using=using):
+            _write(using, (KIND_CODE, KIND_WRITEUP), batch, documents, vocabulary)
+        written += len(documents)
+    if len(set(ids)) > BATCH_SIZE and vocabulary is None:
+        optimize(using)
+    return written
+
+
+def reindex_policies(ids, *, using="default", vocabulary: Counter | None = None) -> int:
+    """Reindex the policies with these primary keys; drafts leave the index."""
+    written = 0
+    for batch in _batches(ids, 200):
+        found = (
+            Policy.objects.using(using)
+            .published()
+            .filter(pk__in=batch)
+            .select_related("payer")
+            .prefetch_related("code_groups__codes", "references")
+        )
+        documents = [policy_document(policy) for policy in found]
+        with transaction.atomic(using=using):
+            _write(using, (KIND_POLICY,), batch, documents, vocabulary)
+        written += len(documents)
+    return written
+
+
+def rebuild(
+    *, using="default", progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Recreate the whole index from the content tables; returns the documents."""
+    code_ids = list(Code.objects.using(using).values_list("pk", flat=True))
+    policy_ids = list(
+        Policy.objects.using(using).published().values_list("pk", flat=True)
+    )
+    total = len(code_ids) + len(policy_ids)
+    vocabulary = Counter()
+    done = 0
+    with transaction.atomic(using=using):
+        SearchDocument.objects.using(using).all().delete()
+        SearchWord.objects.using(using).all().delete()
+        if progress:
+            progress(0, total)
+        for batch in _batches(code_ids):
+            reindex_codes(batch, using=using, vocabulary=vocabulary)
+            done += len(batch)
+            if progress:
+                progress(done, total)
+        for batch in _batches(policy_ids, 200):
+            reindex_policies(batch, using=using, vocabulary=vocabulary)
+            done += len(batch)
+            if progress:
+                progress(done, total)
+        SearchWord.objects.using(using).bulk_create(
+            [
+                SearchWord(word=word, documents=count)
+                for word, count in sorted(vocabulary.items())
+            ],
+            batch_size=BATCH_SIZE,
+        )
+    optimize(using)
+    return SearchDocument.objects.using(using).count()
+
+
+def optimize(using="default"):
+    """After bulk writes: merge FTS5 segments, or flush GIN's list and ANALYZE."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Rows written in bulk wait in the GIN pending list, which every search
+            # then reads linearly; and the planner needs the new statistics.
+            cursor.execute(
+                "SELECT gin_clean_pending_list('search_document_vector_idx')"
+            )
+            cursor.execute("ANALYZE search_searchdocument")
+            cursor.execute("ANALYZE search_searchword")
+    elif connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO search_fts(search_fts) VALUES ('optimize')")
+            cursor.execute(
+                "INSERT INTO search_word_fts(search_word_fts) VALUES ('optimize')"
+            )

@@ -1,0 +1,209 @@
+"""
+The SQLite backend: FTS5 (external content, Porter stemming, bm25 with field weights
+set as the table's ``rank``), ``snippet()`` for highlights, and an FTS5 trigram table
+over the word list for typo tolerance.
+
+Very common words: bm25 has to score every match before it can sort, which costs
+~3 µs a match (120 ms for a word in 39,000 documents). When a query matches more
+than ``WINDOW`` documents, only the first ``WINDOW`` by id are ranked; ids put
+policies and write-ups first (see ``models.document_id``), and the remaining matches
+follow in id order. Counting stops at ``COUNT_LIMIT`` (the page says "more than").
+"""
+
+from django.db import connection
+
+from .models import KIND_DIGITS, KIND_STEP, SYSTEM_DIGITS, SYSTEM_STEP
+
+WINDOW = 1000
+# Counting reads the doclists only, but 39,000 matches still take ~25 ms; beyond this
+# many the page says "more than".
+COUNT_LIMIT = 5000
+# A write-up or a policy is a whole page about its subject, a code's descriptor one
+# line: with matches of similar strength, the page goes first. (rank is -bm25.)
+PRIOR = 1.5
+_PRIOR = (
+    f"search_fts.rank * CASE WHEN search_fts.rowid < {3 * KIND_STEP} "
+    f"THEN {PRIOR} ELSE 1.0 END"
+)
+_KINDS = {digit: kind for kind, digit in KIND_DIGITS.items()}
+_COLUMNS = "d.id, d.kind, d.system, d.code, d.payer, d.title, d.detail, d.url"
+
+
+def fts_string(words: list[str], phrases: list[list[str]], prefix: str = "") -> str:
+    """An FTS5 query of quoted strings only: no operator from the input survives."""
+    parts = [_quote(word) for word in words]
+    parts += [_quote(" ".join(phrase)) for phrase in phrases]
+    if prefix:
+        parts.append(_quote(prefix) + "*")
+    return " ".join(parts)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+class Where:
+    """The conditions of a text query beyond MATCH, as SQL over the FTS5 rowid."""
+
+    def __init__(self, filters, exclude=(), spans=(), kind=""):
+        self.sql = []
+        self.params = []
+        self.join = False
+        if kind:
+            self.sql.append(f"search_fts.rowid / {KIND_STEP} = %s")
+            self.params.append(KIND_DIGITS[kind])
+        if filters.system:
+            # The percent sign is doubled: the SQL goes through "%" formatting.
+            self.sql.append(f"(search_fts.rowid / {SYSTEM_STEP}) %% 10 = %s")
+            self.params.append(SYSTEM_DIGITS.get(filters.system, 9))
+        if filters.payer:
+            self.join = True
+            self.sql.append("d.payer = %s")
+            self.params.append(filters.payer)
+        if exclude:
+            marks = ", ".join(["%s"] * len(exclude))
+            self.sql.append(f"search_fts.rowid NOT IN ({marks})")
+            self.params.extend(exclude)
+        if spans:
+            self.join = True
+            self.sql.append(
+                "("
+                + " OR ".join(
+                    "(d.system = %s AND d.sort_key BETWEEN %s AND %s)" for _ in spans
+                )
+                + ")"
+            )
+            for system, first, last, _label in spans:
+                self.params.extend([system, first, last])
+
+    def clause(self):
+        return "".join(f" AND {condition}" for condition in self.sql)
+
+
+def _from(join: bool) -> str:
+    if join:
+        return "search_fts JOIN search_searchdocument d ON d.id = search_fts.rowid"
+    return "search_fts"
+
+
+def count(match: str, where: Where) -> dict[str, int]:
+    """Matches by kind, up to ``COUNT_LIMIT`` in all (first by id: pages first)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT found / {KIND_STEP}, count(*) FROM (SELECT search_fts.rowid "
+            f"AS found FROM {_from(where.join)} WHERE search_fts MATCH %s"
+            f"{where.clause()} LIMIT {COUNT_LIMIT}) GROUP BY 1",
+            [match, *where.params],
+        )
+        return {_KINDS[digit]: number for digit, number in cursor.fetchall()}
+
+
+def page(match: str, where: Where, total: int, offset: int, limit: int) -> list[tuple]:
+    """
+    Rows of one page: ranked inside the window, then in id order.
+
+    The page's ids come first and its rows and snippets after: SQLite computes the
+    selected columns before it sorts, so a snippet in the ranking query would be
+    made for every ranked match instead of the twenty shown.
+    """
+    ids = []
+    with connection.cursor() as cursor:
+        cutoff = None
+        if total > WINDOW:
+            cursor.execute(
+                f"SELECT search_fts.rowid FROM {_from(where.join)} "
+                f"WHERE search_fts MATCH %s{where.clause()} "
+                f"ORDER BY search_fts.rowid LIMIT 1 OFFSET %s",
+                [match, *where.params, WINDOW - 1],
+            )
+            cutoff = cursor.fetchone()[0]
+        ranked = min(total, WINDOW)
+        if offset < ranked:
+            bound = " AND search_fts.rowid <= %s" if cutoff is not None else ""
+            cursor.execute(
+                f"SELECT search_fts.rowid FROM {_from(where.join)} "
+                f"WHERE search_fts MATCH %s{where.clause()}{bound} "
+                f"ORDER BY {_PRIOR}, search_fts.rowid LIMIT %s OFFSET %s",
+                [
+                    match,
+                    *where.params,
+                    *([cutoff] if cutoff is not None else []),
+                    min(limit, ranked - offset),
+                    offset,
+                ],
+            )
+            ids += [found for (found,) in cursor.fetchall()]
+        if cutoff is not None and offset + limit > ranked:
+            cursor.execute(
+                f"SELECT search_fts.rowid FROM {_from(where.join)} "
+                f"WHERE search_fts MATCH %s{where.clause()} AND search_fts.rowid > %s "
+                f"ORDER BY search_fts.rowid LIMIT %s OFFSET %s",
+                [
+                    match,
+                    *where.params,
+                    cutoff,
+                    limit - len(ids),
+                    max(0, offset - ranked),
+                ],
+            )
+            ids += [found for (found,) in cursor.fetchall()]
+        if not ids:
+            return []
+        cursor.execute(
+            f"SELECT {_COLUMNS}, snippet(search_fts, -1, %s, %s, '…', 14) "
+            f"FROM {_from(True)} WHERE search_fts MATCH %s "
+            f"AND search_fts.rowid IN ({', '.join(['%s'] * len(ids))})",
+            ["\ue000", "\ue001", match, *ids],
+        )
+        rows = {row[0]: row for row in cursor.fetchall()}
+    return [rows[found] for found in ids if found in rows]
+
+
+def word_candidates(
+    word: str, limit: int = 40, *, broad: bool = False
+) -> list[tuple[str, int]]:
+    """
+    Words sharing trigrams with ``word``, most (and rarest) shared first.
+
+    Narrow: words holding two neighbouring trigrams of ``word`` (an AND is cheap, the
+    rarer trigram bounds the scan); one typo spoils at most three trigrams in a row,
+    so a word of seven letters or more keeps such a pair. Broad: any shared trigram,
+    which ranks many more words; the engine asks for it when narrow finds no word
+    close enough.
+    """
+    trigrams = [word[i : i + 3] for i in range(len(word) - 2)]
+    pairs = [
+        f"({_quote(trigrams[i])} AND {_quote(trigrams[i + 1])})"
+        for i in range(0, len(trigrams) - 1, 2)
+    ]
+    if broad or len(pairs) < 2:
+        if not trigrams:
+            return []
+        match = " OR ".join(_quote(trigram) for trigram in sorted(set(trigrams)))
+    else:
+        match = " OR ".join(pairs)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT w.word, w.documents FROM search_word_fts "
+            "JOIN search_searchword w ON w.id = search_word_fts.rowid "
+            "WHERE search_word_fts MATCH %s ORDER BY search_word_fts.rank LIMIT %s",
+            [match, limit],
+        )
+        return cursor.fetchall()
+
+
+def suggest(words: list[str], prefix: str, limit: int) -> list[tuple]:
+    """Documents holding the words and a word starting with ``prefix``."""
+    match = fts_string(words, [], prefix)
+    if not match:
+        return []
+    with connection.cursor() as cursor:
+        # Ranked among the first matches by id: write-ups and policies come first.
+        cursor.execute(
+            f"SELECT {_COLUMNS} FROM {_from(True)} WHERE search_fts MATCH %s "
+            f"AND search_fts.rowid <= coalesce((SELECT rowid FROM search_fts "
+            f"WHERE search_fts MATCH %s ORDER BY rowid LIMIT 1 OFFSET %s), "
+            f"{10 * KIND_STEP}) ORDER BY {_PRIOR} LIMIT %s",
+            [match, match, 200, limit],
+        )
+        return cursor.fetchall()
