@@ -1,4 +1,6 @@
+from django.http import JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 
 class RejectNulMiddleware:
@@ -15,6 +17,12 @@ class RejectNulMiddleware:
     def __call__(self, request):
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or "%00" in query.lower():
+            if request.path == reverse("search_suggest"):
+                # The autocomplete script reads JSON, errors included.
+                return JsonResponse(
+                    {"error": "The search contains characters it can’t use."},
+                    status=400,
+                )
             return render(
                 request,
                 "400.html",

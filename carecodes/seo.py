@@ -8,6 +8,7 @@ import html
 import json
 import re
 
+from django.urls import reverse
 from django.utils.html import strip_tags
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
@@ -68,12 +69,20 @@ def collection_page(request, name: str, path: str, crumbs=None) -> dict:
 
 
 def website(request, name: str) -> dict:
+    """The site itself, with the search box search engines may offer in results."""
     return {
         "@context": "https://schema.org",
         "@type": "WebSite",
         "name": name,
         "url": canonical_url(request, "/"),
         "inLanguage": "en",
+        "potentialAction": {
+            "@type": "SearchAction",
+            # Appended, not built: the URL builder would percent-encode the braces.
+            "target": canonical_url(request, reverse("search"))
+            + "?q={search_term_string}",
+            "query-input": "required name=search_term_string",
+        },
     }
 
 

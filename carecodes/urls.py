@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("procedures.urls")),
     path("", include("policies.urls")),
     path("search/", views.search, name="search"),
+    path("search/suggest/", views.search_suggest, name="search_suggest"),
     path("robots.txt", views.robots_txt, name="robots_txt"),
     path("favicon.ico", views.favicon),
     path(

@@ -1,18 +1,36 @@
+import functools
 from functools import wraps
 
 from django import forms
-from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.core.paginator import Paginator
+from django.http import (
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    JsonResponse,
+)
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_GET, require_POST
+
+from policies.models import Payer
+from procedures.models import CodeSystem
 
 from . import search as search_engine
 from .errors import NotFound
 from .markdown import render_markdown
 
-# Long enough for any code list or phrase a person types; longer input is refused.
-MAX_QUERY_LENGTH = 200
+MAX_QUERY_LENGTH = search_engine.MAX_QUERY_LENGTH
+# Shorter prefixes match too much to be worth a round trip while someone types.
+MIN_SUGGEST_LENGTH = 2
+SUGGEST_LIMIT = 10
+RESULTS_PER_PAGE = 20
+# Far past any real result list; stops absurd numbers before they reach an OFFSET.
+MAX_PAGE = 100_000
+
+KIND_CHOICES = [("code", "Codes"), ("write-up", "Write-ups"), ("policy", "Policies")]
 
 
 def page_not_found(request, exception):
@@ -20,39 +38,170 @@ def page_not_found(request, exception):
     return render(request, "404.html", {"message": message}, status=404)
 
 
+def payer_choices():
+    # Called lazily: the payer list is read only when a payer is chosen or the
+    # filter controls are drawn, so a redirect to a code page costs no query for it.
+    return [("", "All payers"), *Payer.objects.values_list("slug", "name")]
+
+
+class QueryField(forms.CharField):
+    """The search words: bounded, stripped, and free of NUL (PostgreSQL refuses it)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            max_length=MAX_QUERY_LENGTH,
+            strip=True,
+            required=False,
+            error_messages={
+                "max_length": (
+                    "That search is too long: use at most %(limit_value)d "
+                    "characters (it has %(show_value)d)."
+                )
+            },
+            **kwargs,
+        )
+
+    def validate(self, value):
+        super().validate(value)
+        if "\x00" in value:
+            raise forms.ValidationError("The search contains characters it can’t use.")
+
+
 class SearchForm(forms.Form):
-    q = forms.CharField(
-        label="Search codes, procedures and policies",
-        max_length=MAX_QUERY_LENGTH,
-        strip=True,
+    q = QueryField(label="Search codes, procedures and policies")
+    system = forms.ChoiceField(
+        label="Code system",
+        choices=[("", "All code systems"), *CodeSystem.choices],
         required=False,
+        error_messages={
+            "invalid_choice": "“%(value)s” is not a code system this site knows."
+        },
+    )
+    kind = forms.ChoiceField(
+        label="Show",
+        choices=[("", "Everything"), *KIND_CHOICES],
+        required=False,
+        error_messages={
+            "invalid_choice": (
+                "“%(value)s” is not a kind of result: choose codes, write-ups or "
+                "policies."
+            )
+        },
+    )
+    payer = forms.ChoiceField(
+        label="Payer",
+        choices=payer_choices,
+        required=False,
+        error_messages={"invalid_choice": "“%(value)s” is not a payer this site has."},
+    )
+    page = forms.IntegerField(
+        min_value=1,
+        required=False,
+        error_messages={
+            "invalid": "The page number must be a whole number, such as 2.",
+            "min_value": "The page number must be 1 or more.",
+        },
     )
 
-    def clean_q(self):
-        query = self.cleaned_data["q"]
-        if "\x00" in query:
-            raise forms.ValidationError("The search contains characters it can’t use.")
-        return query
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "search-%s")
+        super().__init__(*args, **kwargs)
+        # Read at most once per request, however often validation and drawing ask.
+        self.fields["payer"].choices = functools.cache(payer_choices)
+
+    def clean_page(self):
+        return min(self.cleaned_data["page"] or 1, MAX_PAGE)
+
+    def filters(self) -> search_engine.Filters:
+        data = self.cleaned_data
+        return search_engine.Filters(
+            system=data["system"], kind=data["kind"], payer=data["payer"]
+        )
+
+
+class SuggestForm(forms.Form):
+    q = QueryField()
+
+
+def kind_options(form: SearchForm, results: search_engine.Results | None):
+    """(value, label, count, chosen) for each kind filter, "Everything" first."""
+    counts = results.counts if results else {}
+    return [
+        (
+            value,
+            label,
+            sum(counts.values()) if value == "" else counts.get(value, 0),
+            value == form.cleaned_data["kind"],
+        )
+        for value, label in form.fields["kind"].choices
+    ]
+
+
+def results_context(form: SearchForm, results: search_engine.Results | None) -> dict:
+    """What the results template needs beyond the engine's answer."""
+    context = {
+        "form": form,
+        "results": results,
+        "filtered": form.filters() != search_engine.Filters(),
+        "kinds": kind_options(form, results),
+        "shows_cpt": results is not None
+        and any(hit.system == "cpt" for hit in results.hits),
+    }
+    if results is not None:
+        # A Django page over a range stands in for the engine's page (counting a
+        # range costs nothing), so one pagination include serves every list.
+        page = Paginator(range(results.total), results.per_page).get_page(results.page)
+        context["page"] = page
+        context["page_range"] = page.paginator.get_elided_page_range(
+            page.number, on_each_side=2, on_ends=1
+        )
+    return context
 
 
 @require_GET
 def search(request):
     form = SearchForm(request.GET)
+    if not form.is_valid():
+        return render(request, "search/results.html", {"form": form}, status=400)
+    query, filters = form.cleaned_data["q"], form.filters()
     results = None
-    status = 200
-    if form.is_valid() and form.cleaned_data["q"]:
-        results = search_engine.search(form.cleaned_data["q"])
-        if results.exact is not None:
+    if query:
+        results = search_engine.search(
+            query, filters, form.cleaned_data["page"], RESULTS_PER_PAGE
+        )
+        # A code typed alone means "show me that code"; with filters it is a search.
+        if results.exact is not None and filters == search_engine.Filters():
             return redirect(results.exact)
-    elif not form.is_valid():
-        status = 400
-    shows_cpt = results is not None and any(hit.system == "cpt" for hit in results.hits)
-    return render(
-        request,
-        "search/results.html",
-        {"form": form, "results": results, "shows_cpt": shows_cpt},
-        status=status,
+    return render(request, "search/results.html", results_context(form, results))
+
+
+@require_GET
+def search_suggest(request):
+    """Autocomplete entries as JSON: codes and titles for what has been typed."""
+    form = SuggestForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"error": " ".join(form.errors["q"])}, status=400)
+    query = form.cleaned_data["q"]
+    suggestions = []
+    if len(query) >= MIN_SUGGEST_LENGTH:
+        suggestions = search_engine.suggest(query, SUGGEST_LIMIT)[:SUGGEST_LIMIT]
+    response = JsonResponse(
+        {
+            "query": query,
+            "suggestions": [
+                {
+                    "label": item.label,
+                    "url": item.url,
+                    "kind": item.kind,
+                    "detail": item.detail,
+                }
+                for item in suggestions
+            ],
+        }
     )
+    # Suggestions change only when content does; a few minutes stale is harmless.
+    patch_cache_control(response, public=True, max_age=300)
+    return response
 
 
 @require_GET

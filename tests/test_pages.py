@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.db import connection
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree, html
@@ -128,13 +129,18 @@ def test_the_500_page_renders_without_a_request(client):
         ("/payers/aetna/", 2),
         ("/sections/cpt/physical-medicine-and-rehabilitation/", 4),
         ("/sections/icd-10-cm/chapter-21/", 2),
-        ("/search/?q=work+hardening", 3),
-        ("/search/?q=97546", 1),
+        # The engine's queries (SQLite: count, rank, page; PostgreSQL counts and ranks
+        # in one) plus the payer filter's choices.
+        ("/search/?q=work+hardening", {"sqlite": 4, "postgresql": 3}),
+        # The engine looks up the code and the policies naming it before the redirect.
+        ("/search/?q=97546", 3),
     ],
 )
 def test_pages_cost_a_fixed_number_of_queries(
     client, sample_data, django_assert_num_queries, address, queries
 ):
+    if isinstance(queries, dict):
+        queries = queries[connection.vendor]
     with django_assert_num_queries(queries):
         client.get(address)
 

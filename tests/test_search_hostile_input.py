@@ -1,0 +1,196 @@
+"""
+Whatever is typed into a search box gets a normal page or a clear 400, never a 500,
+and nothing typed comes back as markup.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+from django.utils.html import escape
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from lxml import html
+
+pytestmark = pytest.mark.django_db
+
+XSS_PAYLOADS = (
+    Path(__file__).resolve().parents[2] / "shared/acceptance-data/xss-payloads.txt"
+)
+
+# Syntax of FTS5 MATCH, PostgreSQL tsquery/websearch and LIKE, mixed with words.
+SYNTAX = st.sampled_from(
+    [
+        '"',
+        "'",
+        "*",
+        "^",
+        "NEAR",
+        "NEAR(",
+        "NEAR/2",
+        "AND",
+        "OR",
+        "NOT",
+        ":",
+        "(",
+        ")",
+        "-",
+        "+",
+        "&",
+        "|",
+        "!",
+        "<->",
+        "<2>",
+        ":*",
+        "\\",
+        "%",
+        "_",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ".",
+        "97546",
+        "S52.501A",
+        "E11.9",
+        "work",
+        "hardening",
+        "–",
+        "\x00",
+        "\u200b",
+        "\u202e",
+        "\ufeff",
+        "🙂",
+        "Ⅻ",
+        "ﬁ",
+        "İ",
+        "ß",
+        "\t",
+        "\n",
+    ]
+)
+QUERIES = st.one_of(
+    st.lists(st.one_of(SYNTAX, st.text(max_size=6)), max_size=12).map(" ".join),
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"])),
+    st.text(min_size=150, max_size=2100),
+)
+FILTERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "system": st.sampled_from(["cpt", "icd-10-cm", "", "CPT", "x"]),
+        "kind": st.sampled_from(["code", "write-up", "policy", "", "codes"]),
+        "payer": st.sampled_from(["aetna", "", "nobody"]),
+        "page": st.sampled_from(["1", "2", "0", "-1", "1e3", "99999999999999999999"]),
+    },
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(query=QUERIES, filters=FILTERS)
+@example(query="x" * 2000, filters={})
+@example(query="work\x00hardening", filters={})
+@example(query='"unbalanced (paren AND NOT', filters={"kind": "code"})
+@example(query="title:work* ^hard NEAR(a b, 2)", filters={})
+@example(query="work & !hard | (a <-> b):*", filters={"system": "cpt"})
+@example(query="' OR 1=1 --", filters={"payer": "aetna"})
+@example(query="\u202eedoc\u200b 9754\ufe0f6", filters={})
+def test_no_search_input_gets_a_server_error(client, sample_data, query, filters):
+    response = client.get("/search/", {"q": query, **filters})
+    assert response.status_code in {200, 302, 400}
+    if response.status_code == 400:
+        alert = html.fromstring(response.content).xpath("//*[@role='alert']")
+        assert alert and alert[0].text_content().strip()
+    elif response.status_code == 200:
+        assert html.fromstring(response.content).xpath("//h1")
+
+    response = client.get("/search/suggest/", {"q": query})
+    assert response.status_code in {200, 400}
+    assert response["Content-Type"] == "application/json"
+    data = response.json()
+    if response.status_code == 400:
+        assert data["error"]
+    else:
+        assert len(data["suggestions"]) <= 10
+
+
+def xss_payloads():
+    return [line for line in XSS_PAYLOADS.read_text().splitlines() if line.strip()]
+
+
+def markup_of(tree):
+    """Every element name and attribute name on a page."""
+    tags, attributes = set(), set()
+    for element in tree.iter():
+        if isinstance(element.tag, str):
+            tags.add(element.tag)
+            attributes.update(element.attrib)
+    return tags, attributes
+
+
+@pytest.fixture
+def known_markup(client, sample_data):
+    """The element and attribute names the search pages draw by themselves."""
+    tags, attributes = set(), set()
+    for params in [
+        {"q": "work hardening"},
+        {"q": "qqqzzzxxy"},
+        {"q": "x" * 201},
+        {"q": ""},
+    ]:
+        page_tags, page_attributes = markup_of(
+            html.fromstring(client.get("/search/", params).content)
+        )
+        tags |= page_tags
+        attributes |= page_attributes
+    return tags, attributes
+
+
+def test_the_xss_payloads_come_back_as_text(client, sample_data, known_markup):
+    known_tags, known_attributes = known_markup
+    payloads = xss_payloads()
+    assert len(payloads) > 500
+    for payload in payloads:
+        response = client.get("/search/", {"q": payload})
+        assert response.status_code in {200, 302, 400}, payload
+        if response.status_code == 302:
+            continue
+        body = response.content.decode()
+        # Typed text comes back escaped (in the search box at least), never raw.
+        assert escape(payload.strip()) in body, payload
+        if len(payload) >= 20 and set(payload) & set("<>\"'"):
+            assert payload.strip() not in body, payload
+        tree = html.fromstring(response.content)
+        tags, attributes = markup_of(tree)
+        assert tags <= known_tags, (payload, tags - known_tags)
+        assert attributes <= known_attributes, (payload, attributes - known_attributes)
+        for address in tree.xpath("//@href | //@src | //@action"):
+            assert not address.strip().lower().startswith(("javascript:", "data:")), (
+                payload
+            )
+        scripts = tree.xpath("//script[not(@src)]")
+        assert [script.get("type") for script in scripts] in (
+            [],
+            ["application/ld+json"],
+        )
+
+
+def test_suggestions_for_the_xss_payloads_are_plain_data(client, sample_data):
+    for payload in xss_payloads():
+        response = client.get("/search/suggest/", {"q": payload})
+        assert response.status_code in {200, 400}, payload
+        # JSON, and a browser told not to sniff it into something else.
+        assert response["Content-Type"] == "application/json"
+        assert response["X-Content-Type-Options"] == "nosniff"
+        data = json.loads(response.content)
+        if response.status_code == 400:
+            assert set(data) == {"error"}
+            continue
+        assert data["query"] == payload.strip()
+        for item in data["suggestions"]:
+            assert all(isinstance(value, str) for value in item.values())
+            assert item["url"].startswith("/") and not item["url"].startswith("//")
