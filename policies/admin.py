@@ -1,8 +1,16 @@
+from django import forms
 from django.contrib import admin
 
 from carecodes.admin import MARKDOWN_FIELDS
+from carecodes.admin_import import (
+    DocumentConfirmForm,
+    DocumentImportMixin,
+    DocumentUploadForm,
+)
 
+from .importing import import_policy
 from .models import Payer, Policy, PolicyCode, PolicyCodeGroup, PolicyReference
+from .parsing import parse_policy
 
 
 @admin.register(Payer)
@@ -25,8 +33,23 @@ class PolicyReferenceInline(admin.TabularInline):
     extra = 0
 
 
+class PolicyUploadForm(DocumentUploadForm):
+    payer = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="The payer's name, if the bulletin does not say whose it is.",
+    )
+
+
+class PolicyConfirmForm(DocumentConfirmForm):
+    payer = forms.CharField(widget=forms.HiddenInput, required=False, max_length=200)
+
+
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(DocumentImportMixin, admin.ModelAdmin):
+    upload_form = PolicyUploadForm
+    confirm_form = PolicyConfirmForm
+    document_name = "policy bulletin"
     formfield_overrides = MARKDOWN_FIELDS
     inlines = [PolicyCodeGroupInline, PolicyReferenceInline]
     list_display = ["number", "title", "payer", "status", "last_reviewed_on"]
@@ -55,6 +78,13 @@ class PolicyAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    def parse_document(self, text, options):
+        return parse_policy(text, payer=options.get("payer"))
+
+    def save_document(self, parsed, options, *, dry_run):
+        result = import_policy(parsed, dry_run=dry_run)
+        return result, result.instance
 
 
 class PolicyCodeInline(admin.TabularInline):

@@ -1,9 +1,16 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.translation import ngettext
 
 from carecodes.admin import MARKDOWN_FIELDS
+from carecodes.admin_import import (
+    DocumentConfirmForm,
+    DocumentImportMixin,
+    DocumentUploadForm,
+)
 
+from .importing import WRITEUP_SOURCE, code_from_file_name, import_procedure
 from .models import (
     WRITEUP_SECTIONS,
     Code,
@@ -11,6 +18,7 @@ from .models import (
     Procedure,
     PublicationStatus,
 )
+from .parsing import parse_procedure
 
 
 @admin.register(CodeSection)
@@ -32,8 +40,31 @@ class CodeAdmin(admin.ModelAdmin):
     list_select_related = ["section"]
 
 
+class ProcedureUploadForm(DocumentUploadForm):
+    code = forms.CharField(
+        required=False,
+        max_length=20,
+        help_text="The code the write-up describes, if the text does not say "
+        "(a file named procedure-97546-….txt gives it too).",
+    )
+    replace_published = forms.BooleanField(
+        required=False,
+        label="Replace a published write-up",
+        help_text="Put the new text live at once if the code's write-up is "
+        "published. Without it, a published write-up is left alone.",
+    )
+
+
+class ProcedureConfirmForm(DocumentConfirmForm):
+    code = forms.CharField(widget=forms.HiddenInput, required=False, max_length=20)
+    replace_published = forms.BooleanField(widget=forms.HiddenInput, required=False)
+
+
 @admin.register(Procedure)
-class ProcedureAdmin(admin.ModelAdmin):
+class ProcedureAdmin(DocumentImportMixin, admin.ModelAdmin):
+    upload_form = ProcedureUploadForm
+    confirm_form = ProcedureConfirmForm
+    document_name = "write-up"
     formfield_overrides = MARKDOWN_FIELDS
     list_display = ["code", "title", "status", "reviewed_on", "updated_at"]
     list_filter = ["status", "code__system", "reviewed_on"]
@@ -50,6 +81,19 @@ class ProcedureAdmin(admin.ModelAdmin):
             {"fields": ["reviewed_on", "reviewed_by", "created_at", "updated_at"]},
         ),
     ]
+
+    def parse_document(self, text, options):
+        code = options.get("code") or code_from_file_name(options.get("file_name", ""))
+        return parse_procedure(text, code=code)
+
+    def save_document(self, parsed, options, *, dry_run):
+        result = import_procedure(
+            parsed,
+            descriptor_source=WRITEUP_SOURCE,
+            replace_published=options.get("replace_published", False),
+            dry_run=dry_run,
+        )
+        return result, result.instance
 
     @admin.action(description="Publish the selected write-ups")
     def publish(self, request, queryset):

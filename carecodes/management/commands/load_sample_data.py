@@ -7,10 +7,11 @@ everything is saved in one transaction, and only what differs is written: a seco
 changes no row, not even a timestamp.
 
 Reference data the documents do not carry (code sections, official ICD-10-CM
-descriptors, add-on primaries, payer web sites) is listed below.
+descriptors, add-on primaries) is listed below; payer web sites and bulletin addresses
+are in ``policies.importing.KNOWN_PAYERS``. The documents are saved by the same
+importers as ``import_policy`` and ``import_procedure`` use.
 """
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,16 +20,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils.text import slugify
 
-from policies.models import Payer, Policy, PolicyCode, PolicyCodeGroup, PolicyReference
+from policies.importing import announcing_together, import_policy, link_related
+from policies.models import Policy
 from policies.parsing import parse_policy
 from procedures import codes
-from procedures.models import (
-    WRITEUP_SECTIONS,
-    Code,
-    CodeSection,
-    Procedure,
-    PublicationStatus,
-)
+from procedures.importing import CREATED, UPDATED, ImportResult, import_procedure
+from procedures.importing import sync as sync_row
+from procedures.models import Code, CodeSection
 from procedures.parsing import parse_procedure
 
 CPT, HCPCS, ICD = codes.System.CPT, codes.System.HCPCS, codes.System.ICD10CM
@@ -82,21 +80,6 @@ ICD_DESCRIPTORS = {
 WRITEUP_SOURCE = "AMA CPT (sample)"
 # Add-on code -> the primary codes it is billed with.
 PRIMARY_CODES = {(CPT, "97546"): [(CPT, "97545")]}
-PAYER_WEBSITES = {"aetna": "https://www.aetna.com/"}
-
-
-def aetna_source_url(number: str) -> str:
-    if not number.isdigit():
-        return ""
-    # Aetna files bulletins in folders of a hundred: 1_99, 100_199, ...
-    hundred = int(number) // 100 * 100
-    folder = f"{hundred or 1}_{hundred + 99}"
-    return f"https://www.aetna.com/cpb/medical/data/{folder}/{number}.html"
-
-
-SOURCE_URLS = {"aetna": aetna_source_url}
-# "CPB 0325 - Physical Therapy": the number of a related bulletin.
-RELATED_NUMBER = re.compile(r"\b(\d{4})\b")
 
 
 @dataclass
@@ -106,26 +89,59 @@ class Tally:
     replaced: int = 0
     codes: int = 0
 
+    def add(self, result: ImportResult):
+        self.created += result.count(CREATED)
+        self.updated += result.count(UPDATED)
+        self.replaced += sum(1 for change in result.changed if change.is_table)
+
 
 def sync(model, tally, lookup, values):
     """Create or update one row, saving only when a value differs."""
-    instance = model.objects.filter(**lookup).first()
-    if instance is None:
-        instance = model(**lookup, **values)
-        instance.save()
-        tally.created += 1
-        return instance
-    changed = {
-        name: value
-        for name, value in values.items()
-        if getattr(instance, name) != value
-    }
-    if changed:
-        for name, value in changed.items():
-            setattr(instance, name, value)
-        instance.save()
-        tally.updated += 1
+    result = ImportResult(str(model))
+    instance, _action = sync_row(
+        model, lookup, values, result, str(lookup), dry_run=False
+    )
+    tally.add(result)
     return instance
+
+
+def load_reference_data(tally=None):
+    """Code sections and official ICD-10-CM descriptors; returns the codes' keys."""
+    tally = tally or Tally()
+    saved = {}
+    for system, slug, kind, start, end, parent, name in SECTIONS:
+        saved[slug] = sync(
+            CodeSection,
+            tally,
+            {"system": system, "slug": slug},
+            {
+                "name": name,
+                "kind": kind,
+                "start_code": start,
+                "end_code": end,
+                "parent": saved[parent] if parent else None,
+            },
+        )
+    for code, descriptor in ICD_DESCRIPTORS.items():
+        sync(
+            Code,
+            tally,
+            {"system": ICD, "code": code},
+            {"descriptor": descriptor, "source": ICD_SOURCE, "is_addon": False},
+        )
+    return {(ICD.value, code) for code in ICD_DESCRIPTORS}
+
+
+def link_add_on_codes():
+    """Add-on codes know their primary codes (set() writes only the difference)."""
+    for (system, code), primaries in PRIMARY_CODES.items():
+        addon = Code.objects.filter(system=system, code=code).first()
+        if addon is not None:
+            addon.primary_codes.set(
+                Code.objects.filter(
+                    system=system, code__in=[code for _s, code in primaries]
+                )
+            )
 
 
 class Command(BaseCommand):
@@ -142,14 +158,25 @@ class Command(BaseCommand):
     def handle(self, *args, directory, **options):
         policies, writeups = self.read(directory)
         tally = Tally()
-        with transaction.atomic():
-            self.save_sections(tally)
-            self.save_codes(policies, writeups, tally)
-            saved = [self.save_policy(parsed, tally) for parsed in policies]
-            for policy, parsed in zip(saved, policies, strict=True):
+        with announcing_together(), transaction.atomic():
+            known = load_reference_data(tally)
+            # The documents go through the importers that import_policy,
+            # import_procedure and the admin use, so the sample is what they make.
+            results = [import_policy(parsed) for parsed in policies]
+            for parsed in policies:
+                policy = Policy.objects.get(
+                    payer__slug=slugify(parsed.payer_name), number=parsed.number
+                )
                 link_related(policy, parsed.related_policies)
-            for parsed in writeups:
-                self.save_writeup(parsed, tally)
+            results += [
+                import_procedure(parsed, descriptor_source=WRITEUP_SOURCE, publish=True)
+                for parsed in writeups
+            ]
+            link_add_on_codes()
+        for result in results:
+            tally.add(result)
+            known |= result.codes
+        tally.codes = len(known)
         if options["verbosity"]:
             self.stdout.write(summary(directory, policies, writeups, tally))
 
@@ -178,144 +205,6 @@ class Command(BaseCommand):
             raise CommandError(f"{directory} holds no policy-*.txt or procedure-*.txt.")
         return policies, writeups
 
-    def save_sections(self, tally):
-        saved = {}
-        for system, slug, kind, start, end, parent, name in SECTIONS:
-            saved[slug] = sync(
-                CodeSection,
-                tally,
-                {"system": system, "slug": slug},
-                {
-                    "name": name,
-                    "kind": kind,
-                    "start_code": start,
-                    "end_code": end,
-                    "parent": saved[parent] if parent else None,
-                },
-            )
-
-    def save_codes(self, policies, writeups, tally):
-        # Later sources win: a policy row's text, then the write-up, then the
-        # official ICD-10-CM descriptor.
-        wanted = {}
-        for parsed in policies:
-            source = f"{parsed.payer_name} CPB {parsed.number}"
-            for group, rows in parsed.groups:
-                if group.system == ICD:
-                    continue
-                for row in rows:
-                    if not row.is_range and row.description:
-                        wanted[(group.system, row.start_code)] = {
-                            "descriptor": row.description,
-                            "source": source,
-                            "is_addon": row.is_addon,
-                        }
-        for parsed in writeups:
-            key = (parsed.system, parsed.code)
-            is_addon = parsed.is_addon or wanted.get(key, {}).get("is_addon", False)
-            wanted[key] = {
-                "descriptor": parsed.descriptor,
-                "source": WRITEUP_SOURCE,
-                "is_addon": is_addon,
-            }
-        for code, descriptor in ICD_DESCRIPTORS.items():
-            wanted[(ICD, code)] = {
-                "descriptor": descriptor,
-                "source": ICD_SOURCE,
-                "is_addon": False,
-            }
-
-        saved = {}
-        for (system, code), values in sorted(
-            wanted.items(), key=lambda item: codes.code_sort_tuple(*item[0])
-        ):
-            saved[(system, code)] = sync(
-                Code, tally, {"system": system, "code": code}, values
-            )
-        for addon, primaries in PRIMARY_CODES.items():
-            if addon in saved:
-                saved[addon].primary_codes.set([saved[key] for key in primaries])
-        tally.codes = len(saved)
-
-    def save_policy(self, parsed, tally):
-        slug = slugify(parsed.payer_name)
-        payer = sync(
-            Payer,
-            tally,
-            {"slug": slug},
-            {"name": parsed.payer_name, "website": PAYER_WEBSITES.get(slug, "")},
-        )
-        source_url = SOURCE_URLS[slug](parsed.number) if slug in SOURCE_URLS else ""
-        values = {
-            name: getattr(parsed.policy, name)
-            for name in (
-                "title",
-                "scope",
-                "limitations",
-                "notes",
-                "code_table_note",
-                "background",
-                "effective_on",
-                "last_reviewed_on",
-                "next_review_on",
-            )
-        }
-        values |= {"status": PublicationStatus.PUBLISHED, "source_url": source_url}
-        policy = sync(Policy, tally, {"payer": payer, "number": parsed.number}, values)
-        self.save_code_groups(policy, parsed.groups, tally)
-        self.save_references(policy, parsed.references, tally)
-        return policy
-
-    def save_code_groups(self, policy, groups, tally):
-        """Replaces the policy's code table, unless it already reads the same."""
-        wanted = [
-            (_group_fields(group), [_row_fields(row) for row in rows])
-            for group, rows in groups
-        ]
-        stored = [
-            (_group_fields(group), [_row_fields(row) for row in group.codes.all()])
-            for group in policy.code_groups.prefetch_related("codes")
-        ]
-        if wanted == stored:
-            return
-        policy.code_groups.all().delete()
-        for group, rows in groups:
-            group.policy = policy
-            group.save()
-            for row in rows:
-                row.group = group
-                row.save()
-        tally.replaced += 1
-
-    def save_references(self, policy, references, tally):
-        wanted = [(ref.position, ref.citation) for ref in references]
-        stored = list(policy.references.values_list("position", "citation"))
-        if wanted == stored:
-            return
-        policy.references.all().delete()
-        for reference in references:
-            reference.policy = policy
-        PolicyReference.objects.bulk_create(references)
-        tally.replaced += 1
-
-    def save_writeup(self, parsed, tally):
-        code = Code.objects.get(system=parsed.system, code=parsed.code)
-        values = {
-            name: getattr(parsed.procedure, name) for name, _label in WRITEUP_SECTIONS
-        }
-        values |= {"title": parsed.title, "status": PublicationStatus.PUBLISHED}
-        sync(Procedure, tally, {"code": code}, values)
-
-
-def link_related(policy, lines):
-    """Links the payer's policies whose numbers its "Related Policies" lines give."""
-    numbers = {number for line in lines for number in RELATED_NUMBER.findall(line)}
-    related = Policy.objects.filter(payer=policy.payer, number__in=numbers).exclude(
-        pk=policy.pk
-    )
-    # set() adds and removes only the difference, so a second run writes nothing.
-    policy.related_policies.set(related)
-
 
 def summary(directory, policies, writeups, tally):
     rows = sum(len(rows) for parsed in policies for _group, rows in parsed.groups)
@@ -335,18 +224,3 @@ def summary(directory, policies, writeups, tally):
 
 def plural(number, singular, many=None):
     return f"{number} {singular if number == 1 else many or singular + 's'}"
-
-
-def _group_fields(group: PolicyCodeGroup):
-    return (group.heading, group.coverage, group.system, group.position)
-
-
-def _row_fields(row: PolicyCode):
-    return (
-        row.start_code,
-        row.end_code,
-        row.seventh_character,
-        row.is_addon,
-        row.description,
-        row.position,
-    )
