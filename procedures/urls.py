@@ -7,5 +7,10 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("codes/", views.code_index, name="code_index"),
     path("codes/<str:system>/<str:code>/", views.code_detail, name="code"),
+    path(
+        "codes/<str:system>/<str:code>/similar/",
+        views.similar_codes,
+        name="similar",
+    ),
     path("sections/<str:system>/<slug:slug>/", views.section_detail, name="section"),
 ]

@@ -2,12 +2,13 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.db.models import F
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 
 from carecodes import seo
 from carecodes.errors import NotFound
 from policies.models import PolicyCode
 
-from . import codes
+from . import codes, similar
 from .models import Code, CodeSection, Procedure
 
 NEIGHBOURS = 3
@@ -65,7 +66,13 @@ def code_detail(request, system, code):
             "procedures:code", system=canonical[0], code=canonical[1], permanent=True
         )
     code = (
-        Code.objects.select_related("section__parent__parent", "procedure")
+        # ICD-10-CM sections nest three deep (C00-C96 > C00-C75 > C00-C14), and
+        # four parents reach a code's category (S52.501A -> S52).
+        Code.objects.select_related(
+            "section__parent__parent__parent",
+            "procedure",
+            "parent__parent__parent__parent",
+        )
         .filter(system=system, code=canonical[1])
         .first()
     )
@@ -88,11 +95,108 @@ def code_detail(request, system, code):
         "addon_codes": list(code.addon_codes.all()),
         "mentions": PolicyCode.objects.mentions_of(code),
         "neighbours": neighbours(code),
+        "lineage": lineage(code),
+        # Only a code that is not billable has codes under it; a billable one
+        # costs no query here.
+        "child_codes": [] if code.is_billable else list(child_codes(code)),
+        "official_notes": official_notes(code),
+        "similar_top": list(similar.stored_for(code)[: similar.TOP_ON_CODE_PAGE]),
         "description": code_description(code, procedure),
         "shows_cpt": code.system == codes.System.CPT,
         "json_ld": seo.code_page(request, code, procedure, crumbs),
     }
     return render(request, "procedures/code_detail.html", context)
+
+
+def similar_codes(request, system, code):
+    """The full ranked list of similar codes, grouped by the strongest reason."""
+    canonical = resolve_code(system, code)
+    if canonical != (system, code):
+        return redirect(
+            "procedures:similar", system=canonical[0], code=canonical[1], permanent=True
+        )
+    code = (
+        Code.objects.select_related("section__parent__parent")
+        .filter(system=system, code=canonical[1])
+        .first()
+    )
+    if code is None:
+        raise NotFound(
+            f"{codes.SYSTEM_LABELS[codes.System(system)]} {canonical[1]} is a valid "
+            "code, but it is not on this site yet."
+        )
+    entries = list(similar.stored_for(code))
+    path = reverse("procedures:similar", args=[code.system, code.code])
+    crumbs = [
+        *breadcrumbs_for(code.section),
+        (code.code, code.get_absolute_url()),
+        ("Similar codes", path),
+    ]
+    label = f"{code.get_system_display()} {code.code}"
+    return render(
+        request,
+        "procedures/similar_codes.html",
+        {
+            "code": code,
+            "groups": similar.grouped(entries),
+            "count": len(entries),
+            # Until the lists are rebuilt after a bulk import, the nearest codes.
+            "neighbours": [] if entries else neighbours(code),
+            "crumbs": crumbs,
+            "shows_cpt": code.system == codes.System.CPT
+            or any(entry.similar.system == codes.System.CPT for entry in entries),
+            "description": seo.meta_description(
+                f"Codes similar to {label} ({code.descriptor}):",
+                "related codes from the same family, the same payer policies and "
+                "similar wording, with the reason for each.",
+            ),
+            "json_ld": seo.collection_page(
+                request, f"Codes similar to {label}", path, crumbs
+            ),
+        },
+    )
+
+
+# Official note kinds (the keys of Code.notes) with plain headings, in page order.
+NOTE_HEADINGS = [
+    ("includes", "Includes"),
+    ("inclusion_terms", "Also covers"),
+    ("excludes1", "Excludes1: never coded together with this code"),
+    ("excludes2", "Excludes2: not part of this code, but may be coded with it"),
+    ("code_first", "Code first"),
+    ("code_also", "Code also"),
+    ("use_additional_code", "Use additional code"),
+    ("seventh_characters", "7th characters"),
+    ("notes", "Notes"),
+]
+
+
+def official_notes(code) -> list[tuple[str, str, list[str]]]:
+    """(kind, heading, lines) for each kind of official note the code has."""
+    notes = code.notes or {}
+    return [
+        (kind, heading, notes[kind])
+        for kind, heading in NOTE_HEADINGS
+        if notes.get(kind)
+    ]
+
+
+def lineage(code) -> list:
+    """The codes above this one, outermost first (category, then subcategories)."""
+    chain = []
+    node = code.parent
+    # select_related fetched four levels, as deep as ICD-10-CM goes; stopping at
+    # what was fetched keeps the page from querying once per level.
+    while node is not None:
+        chain.append(node)
+        node = node.parent if Code.parent.is_cached(node) else None
+    return chain[::-1]
+
+
+def child_codes(code):
+    return code.children.only("system", "code", "descriptor", "is_billable").order_by(
+        "sort_key"
+    )
 
 
 def code_description(code, procedure) -> str:
@@ -107,7 +211,9 @@ def code_description(code, procedure) -> str:
 
 def section_detail(request, system, slug):
     section = get_object_or_404(
-        CodeSection.objects.select_related("parent__parent"), system=system, slug=slug
+        CodeSection.objects.select_related("parent__parent__parent"),
+        system=system,
+        slug=slug,
     )
     children = list(section.children.all())
     page = None
