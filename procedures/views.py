@@ -59,28 +59,38 @@ def code_index(request):
     )
 
 
-def code_detail(request, system, code):
+def code_page_target(system, code, url_name, *related):
+    """
+    The code a code address names, or a 301 to its canonical address.
+
+    Sections come with their ancestors for the breadcrumbs: ICD-10-CM sections nest
+    three deep (C00-C96 > C00-C75 > C00-C14).
+    """
     canonical = resolve_code(system, code)
     if canonical != (system, code):
         return redirect(
-            "procedures:code", system=canonical[0], code=canonical[1], permanent=True
+            url_name, system=canonical[0], code=canonical[1], permanent=True
         )
-    code = (
-        # ICD-10-CM sections nest three deep (C00-C96 > C00-C75 > C00-C14), and
-        # four parents reach a code's category (S52.501A -> S52).
-        Code.objects.select_related(
-            "section__parent__parent__parent",
-            "procedure",
-            "parent__parent__parent__parent",
-        )
+    found = (
+        Code.objects.select_related("section__parent__parent__parent", *related)
         .filter(system=system, code=canonical[1])
         .first()
     )
-    if code is None:
+    if found is None:
         raise NotFound(
             f"{codes.SYSTEM_LABELS[codes.System(system)]} {canonical[1]} is a valid "
             "code, but it is not on this site yet."
         )
+    return found
+
+
+def code_detail(request, system, code):
+    # Four parents reach a code's category (S52.501A -> S52).
+    code = code_page_target(
+        system, code, "procedures:code", "procedure", "parent__parent__parent__parent"
+    )
+    if not isinstance(code, Code):
+        return code
     procedure = getattr(code, "procedure", None)
     if procedure is not None and not procedure.is_published:
         procedure = None
@@ -110,21 +120,9 @@ def code_detail(request, system, code):
 
 def similar_codes(request, system, code):
     """The full ranked list of similar codes, grouped by the strongest reason."""
-    canonical = resolve_code(system, code)
-    if canonical != (system, code):
-        return redirect(
-            "procedures:similar", system=canonical[0], code=canonical[1], permanent=True
-        )
-    code = (
-        Code.objects.select_related("section__parent__parent")
-        .filter(system=system, code=canonical[1])
-        .first()
-    )
-    if code is None:
-        raise NotFound(
-            f"{codes.SYSTEM_LABELS[codes.System(system)]} {canonical[1]} is a valid "
-            "code, but it is not on this site yet."
-        )
+    code = code_page_target(system, code, "procedures:similar")
+    if not isinstance(code, Code):
+        return code
     entries = list(similar.stored_for(code))
     path = reverse("procedures:similar", args=[code.system, code.code])
     crumbs = [

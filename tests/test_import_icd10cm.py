@@ -293,6 +293,12 @@ def test_codes_and_sections_three_blocks_deep_cost_no_extra_query(
     assert "Malignant neoplasms of lip, oral cavity and pharynx" in crumbs
     with django_assert_num_queries(4):
         client.get("/sections/icd-10-cm/c00-c14/")
+    # No list is stored after a bulk import: the code, its (empty) list and the
+    # neighbours either side, whatever the depth of its sections.
+    with django_assert_num_queries(4):
+        response = client.get("/codes/icd-10-cm/C00.0/similar/")
+    crumbs = html.fromstring(response.content).xpath("//nav[@aria-label]//a/text()")
+    assert "Malignant neoplasms of lip, oral cavity and pharynx" in crumbs
 
 
 WEB_PROCESS = textwrap.dedent(
