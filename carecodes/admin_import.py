@@ -114,16 +114,20 @@ class DocumentImportMixin:
         options["file_name"] = upload.cleaned_data["document"].name
         return self._preview(request, context, upload, upload.text, options)
 
-    def _preview(self, request, context, upload, text, options):
+    def _attempt(self, text, options, *, dry_run):
+        """Parse and save (or only compare); returns (problems, result, saved)."""
         parsed = self.parse_document(text, options)
-        problems = list(parsed.problems)
-        result = None
-        if not problems:
-            try:
-                with transaction.atomic():
-                    result, _saved = self.save_document(parsed, options, dry_run=True)
-            except ImportRefused as refused:
-                problems = refused.problems
+        if parsed.problems:
+            return list(parsed.problems), None, None
+        try:
+            with transaction.atomic():
+                result, saved = self.save_document(parsed, options, dry_run=dry_run)
+        except ImportRefused as refused:
+            return refused.problems, None, None
+        return [], result, saved
+
+    def _preview(self, request, context, upload, text, options):
+        problems, result, _saved = self._attempt(text, options, dry_run=True)
         if problems:
             return self._render(
                 request, context, upload=upload, problems=problems, status=400
@@ -154,14 +158,7 @@ class DocumentImportMixin:
             if name != "text"
         }
         text = confirm.cleaned_data["text"]
-        parsed = self.parse_document(text, options)
-        problems = list(parsed.problems)
-        if not problems:
-            try:
-                with transaction.atomic():
-                    result, saved = self.save_document(parsed, options, dry_run=False)
-            except ImportRefused as refused:
-                problems = refused.problems
+        problems, result, saved = self._attempt(text, options, dry_run=False)
         if problems:
             return self._render(
                 request,
