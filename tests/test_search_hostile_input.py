@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import html
 
+from .hostile_text import QUERIES
+
 pytestmark = pytest.mark.django_db
 
 XSS_PAYLOADS = (
@@ -19,62 +21,6 @@ XSS_PAYLOADS = (
 )
 
 # Syntax of FTS5 MATCH, PostgreSQL tsquery/websearch and LIKE, mixed with words.
-SYNTAX = st.sampled_from(
-    [
-        '"',
-        "'",
-        "*",
-        "^",
-        "NEAR",
-        "NEAR(",
-        "NEAR/2",
-        "AND",
-        "OR",
-        "NOT",
-        ":",
-        "(",
-        ")",
-        "-",
-        "+",
-        "&",
-        "|",
-        "!",
-        "<->",
-        "<2>",
-        ":*",
-        "\\",
-        "%",
-        "_",
-        "{",
-        "}",
-        "[",
-        "]",
-        ",",
-        ".",
-        "97546",
-        "S52.501A",
-        "E11.9",
-        "work",
-        "hardening",
-        "–",
-        "\x00",
-        "\u200b",
-        "\u202e",
-        "\ufeff",
-        "🙂",
-        "Ⅻ",
-        "ﬁ",
-        "İ",
-        "ß",
-        "\t",
-        "\n",
-    ]
-)
-QUERIES = st.one_of(
-    st.lists(st.one_of(SYNTAX, st.text(max_size=6)), max_size=12).map(" ".join),
-    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"])),
-    st.text(min_size=150, max_size=2100),
-)
 FILTERS = st.fixed_dictionaries(
     {},
     optional={
