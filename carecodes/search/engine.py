@@ -23,6 +23,7 @@ from procedures.models import PublicationStatus
 
 from . import KINDS, Filters, Hit, Results, Suggestion
 from .documents import MARK_CLOSE, MARK_OPEN, fold
+from .matches import TextMatches
 from .models import (
     KIND_CODE,
     KIND_DIGITS,
@@ -188,20 +189,18 @@ class _Text:
     filters: Filters
     exclude: list[int]
     spans: list
-    _counts: dict[str, int] = field(default_factory=dict)
+    found: TextMatches = field(default_factory=TextMatches)
 
     def counts(self) -> dict[str, int]:
         engine = backend()
-        self._counts = engine.count(
-            self.match, engine.Where(self.filters, self.exclude, self.spans)
-        )
-        return self._counts
+        where = engine.Where(self.filters, self.exclude, self.spans)
+        self.found = engine.matches(self.match, where)
+        return self.found.counts
 
     def fetch(self, kind: str, offset: int, limit: int) -> list[Hit]:
         engine = backend()
-        total = self._counts.get(kind, 0) if kind else sum(self._counts.values())
         where = engine.Where(self.filters, self.exclude, self.spans, kind)
-        rows = engine.page(self.match, where, total, offset, limit)
+        rows = engine.page(self.match, where, self.found, offset, limit)
         return [
             _hit(dict(zip(_FIELDS, row[:-1], strict=True)), row[-1]) for row in rows
         ]
@@ -322,8 +321,13 @@ def _numbered_policies(parsed: Parsed, filters: Filters, seen: set) -> _Listed:
     return _Listed(hits, [row["id"] for row in rows])
 
 
-def _edit_distance(a: str, b: str) -> int:
-    """Optimal string alignment distance (a swap of neighbours counts once)."""
+def _edit_distance(a: str, b: str, bound: int) -> int:
+    """
+    Optimal string alignment distance (a swap of neighbours counts once), or
+    ``bound + 1`` as soon as it must exceed ``bound``.
+    """
+    if abs(len(a) - len(b)) > bound:
+        return bound + 1
     previous2, previous = None, list(range(len(b) + 1))
     for i in range(1, len(a) + 1):
         current = [i] + [0] * len(b)
@@ -334,14 +338,15 @@ def _edit_distance(a: str, b: str) -> int:
             )
             if (
                 previous2 is not None
-                and i > 1
                 and j > 1
                 and a[i - 1] == b[j - 2]
                 and a[i - 2] == b[j - 1]
             ):
                 current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > bound:
+            return bound + 1
         previous2, previous = previous, current
-    return previous[-1]
+    return min(previous[-1], bound + 1)
 
 
 def corrections(words: list[str]) -> dict[str, str]:
@@ -349,23 +354,19 @@ def corrections(words: list[str]) -> dict[str, str]:
     checkable = [w for w in words if len(w) >= 4 and w.isalpha() and len(w) <= 40]
     if not checkable:
         return {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT word FROM search_searchword WHERE word IN ({_marks(checkable)})",
-            checkable,
-        )
-        known = {word for (word,) in cursor.fetchall()}
+    engine = backend()
     found = {}
-    for word in checkable[:4]:
-        if word in known:
-            continue
+    for word, prefetched in engine.unknown_words(checkable[:4]).items():
         allowed = 1 if len(word) <= 5 else 2
+        passes = (
+            [prefetched]
+            if prefetched is not None
+            else (engine.word_candidates(word, broad=broad) for broad in (False, True))
+        )
         best = None
-        for broad in (False, True):
-            for candidate, documents in backend().word_candidates(word, broad=broad):
-                if abs(len(candidate) - len(word)) > allowed:
-                    continue
-                distance = _edit_distance(word, candidate)
+        for candidates in passes:
+            for candidate, documents in candidates:
+                distance = _edit_distance(word, candidate, allowed)
                 if distance > allowed:
                     continue
                 score = (distance, -documents, candidate)

@@ -12,6 +12,7 @@ follow in id order. Counting stops at ``COUNT_LIMIT`` (the page says "more than"
 
 from django.db import connection
 
+from .matches import TextMatches
 from .models import KIND_DIGITS, KIND_STEP, SYSTEM_DIGITS, SYSTEM_STEP
 
 WINDOW = 1000
@@ -49,6 +50,7 @@ class Where:
         self.sql = []
         self.params = []
         self.join = False
+        self.kind = kind
         if kind:
             self.sql.append(f"search_fts.rowid / {KIND_STEP} = %s")
             self.params.append(KIND_DIGITS[kind])
@@ -98,7 +100,13 @@ def count(match: str, where: Where) -> dict[str, int]:
         return {_KINDS[digit]: number for digit, number in cursor.fetchall()}
 
 
-def page(match: str, where: Where, total: int, offset: int, limit: int) -> list[tuple]:
+def matches(match: str, where: Where) -> TextMatches:
+    return TextMatches(counts=count(match, where))
+
+
+def page(
+    match: str, where: Where, found: TextMatches, offset: int, limit: int
+) -> list[tuple]:
     """
     Rows of one page: ranked inside the window, then in id order.
 
@@ -106,6 +114,8 @@ def page(match: str, where: Where, total: int, offset: int, limit: int) -> list[
     selected columns before it sorts, so a snippet in the ranking query would be
     made for every ranked match instead of the twenty shown.
     """
+    counts = found.counts
+    total = counts.get(where.kind, 0) if where.kind else sum(counts.values())
     ids = []
     with connection.cursor() as cursor:
         cutoff = None
@@ -133,7 +143,9 @@ def page(match: str, where: Where, total: int, offset: int, limit: int) -> list[
                 ],
             )
             ids += [found for (found,) in cursor.fetchall()]
-        if cutoff is not None and offset + limit > ranked:
+        # The rest in id order, no further than the matches counted.
+        rest = min(limit - len(ids), total - max(offset, ranked))
+        if cutoff is not None and rest > 0:
             cursor.execute(
                 f"SELECT search_fts.rowid FROM {_from(where.join)} "
                 f"WHERE search_fts MATCH %s{where.clause()} AND search_fts.rowid > %s "
@@ -142,7 +154,7 @@ def page(match: str, where: Where, total: int, offset: int, limit: int) -> list[
                     match,
                     *where.params,
                     cutoff,
-                    limit - len(ids),
+                    rest,
                     max(0, offset - ranked),
                 ],
             )
@@ -157,6 +169,18 @@ def page(match: str, where: Where, total: int, offset: int, limit: int) -> list[
         )
         rows = {row[0]: row for row in cursor.fetchall()}
     return [rows[found] for found in ids if found in rows]
+
+
+def unknown_words(words: list[str]) -> dict[str, None]:
+    """The words the index does not hold (``word_candidates`` finds their matches)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT word FROM search_searchword WHERE word IN "
+            f"({', '.join(['%s'] * len(words))})",
+            words,
+        )
+        known = {word for (word,) in cursor.fetchall()}
+    return {word: None for word in words if word not in known}
 
 
 def word_candidates(

@@ -1,0 +1,135 @@
+"""
+Very common words: counting and ranking stop at a bound on either backend, and what
+a person sees stays whole and stable. The bounds are made small here so that a few
+codes stand in for the 39,000 matches of "encounter".
+"""
+
+import pytest
+from django.db import connection
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carecodes.search import search
+from carecodes.search.engine import _edit_distance, backend
+from carecodes.search.models import KIND_CODE, KIND_DIGITS, KIND_STEP
+from procedures.models import Code
+
+pytestmark = pytest.mark.django_db
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's own settings"
+)
+
+
+@pytest.fixture
+def common_word(sample_data, django_capture_on_commit_callbacks, monkeypatch):
+    """Thirty codes more that say "work", and bounds far below them."""
+    with django_capture_on_commit_callbacks(execute=True):
+        for number in range(30):
+            Code.objects.create(
+                system="cpt",
+                code=f"{99100 + number}",
+                descriptor=f"Work capacity step {number}",
+            )
+    engine = backend()
+    monkeypatch.setattr(engine, "COUNT_LIMIT", 10)
+    if hasattr(engine, "WINDOW"):
+        monkeypatch.setattr(engine, "WINDOW", 6)
+    return "work"
+
+
+def all_pages(query, per_page=4):
+    first = search(query, per_page=per_page)
+    seen = [hit.url for hit in first.hits]
+    for number in range(2, first.pages + 1):
+        seen += [hit.url for hit in search(query, page=number, per_page=per_page).hits]
+    return first, seen
+
+
+def test_the_policy_and_the_write_up_are_ranked_among_many_codes(common_word):
+    # The ranked window holds the pages (policies and write-ups) whatever their
+    # number in table order: a page never waits behind codes listed unranked.
+    results = search(common_word, per_page=6)
+    assert "More than 10 matches" in results.notice
+    kinds = {hit.kind for hit in results.hits}
+    assert {"policy", "write-up"} <= kinds
+
+
+def test_every_counted_match_is_shown_once_across_the_pages(common_word):
+    first, seen = all_pages(common_word)
+    assert first.total >= 10
+    assert len(seen) == first.total
+    assert len(set(seen)) == len(seen)
+
+
+def test_the_same_search_gives_the_same_pages(common_word):
+    assert all_pages(common_word)[1] == all_pages(common_word)[1]
+
+
+def test_a_kind_filter_pages_through_its_own_matches(common_word):
+    from carecodes.search import Filters
+
+    codes = search(common_word, Filters(kind="code"), per_page=100)
+    assert codes.hits
+    assert {hit.kind for hit in codes.hits} == {"code"}
+    assert len(codes.hits) == codes.total
+
+
+def osa(a, b):
+    """Optimal string alignment distance, the textbook way."""
+    table = [
+        [i + j if i * j == 0 else 0 for j in range(len(b) + 1)]
+        for i in range(len(a) + 1)
+    ]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            table[i][j] = min(
+                table[i - 1][j] + 1,
+                table[i][j - 1] + 1,
+                table[i - 1][j - 1] + (a[i - 1] != b[j - 1]),
+            )
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                table[i][j] = min(table[i][j], table[i - 2][j - 2] + 1)
+    return table[-1][-1]
+
+
+@given(st.text("abcde", max_size=9), st.text("abcde", max_size=9), st.integers(0, 3))
+def test_the_bounded_edit_distance_stops_early_without_changing_the_answer(a, b, bound):
+    assert _edit_distance(a, b, bound) == min(osa(a, b), bound + 1)
+
+
+@postgres_only
+def test_postgres_scans_start_at_the_first_page_and_run_in_one_process():
+    # The first matches in table order are the same rows on every request.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronize_seqscans")
+        assert cursor.fetchone() == ("off",)
+        cursor.execute("SHOW max_parallel_workers_per_gather")
+        assert cursor.fetchone() == ("0",)
+
+
+@postgres_only
+def test_postgres_gin_indexes_keep_no_long_pending_list():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN "
+            "('search_word_trgm_idx', 'search_document_vector_idx')"
+        )
+        options = dict(cursor.fetchall())
+    assert options["search_word_trgm_idx"] == ["fastupdate=off"]
+    assert options["search_document_vector_idx"] == ["gin_pending_list_limit=128"]
+
+
+@postgres_only
+def test_postgres_rebuild_writes_codes_in_id_order(common_word):
+    from django.core.management import call_command
+
+    call_command("rebuild_search_index", verbosity=0)
+    codes_from = KIND_DIGITS[KIND_CODE] * KIND_STEP
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM search_searchdocument WHERE id >= %s ORDER BY ctid",
+            [codes_from],
+        )
+        in_table_order = [found for (found,) in cursor.fetchall()]
+    assert in_table_order == sorted(in_table_order)
