@@ -9,12 +9,12 @@ its matches through an index, so ``total`` and ``counts`` never need a scan, and
 page is cut from the parts in that order.
 """
 
+import html
 import math
 from dataclasses import dataclass, field
 
 from django.db import connection
 from django.db.models import Q
-from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from policies.models import Policy, PolicyCode, PolicyCodeGroup
@@ -87,7 +87,7 @@ def highlight(text: str) -> str:
     """Escaped text with <mark> around the backend's markers; "" for no text."""
     if not text:
         return ""
-    marked = str(escape(text)).replace(MARK_OPEN, "<mark>")
+    marked = html.escape(text).replace(MARK_OPEN, "<mark>")
     marked = marked.replace(MARK_CLOSE, "</mark>")
     if marked.count("<mark>") != marked.count("</mark>"):
         marked = marked.replace("<mark>", "").replace("</mark>", "")
@@ -231,18 +231,26 @@ def _naming_policies(parsed: Parsed, filters: Filters, seen: set) -> _Listed:
         key = codes.sort_key(codes.System(system), code)
         conditions.append("(r.system = %s AND r.start_key <= %s AND r.end_key >= %s)")
         params += [system, key, key]
+    # With each policy's index row, so the hits need no second query.
+    columns = ", ".join(f"s.{name}" for name in _FIELDS)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT g.policy_id, r.start_code, r.end_code, r.system "
+            f"SELECT g.policy_id, r.start_code, r.end_code, r.system, {columns} "
             f"FROM {PolicyCode._meta.db_table} r "
             f"JOIN {PolicyCodeGroup._meta.db_table} g ON g.id = r.group_id "
             f"JOIN {Policy._meta.db_table} p ON p.id = g.policy_id "
+            f"JOIN search_searchdocument s ON s.id = %s + p.id "
             f"WHERE p.status = %s AND ({' OR '.join(conditions)})",
-            [PublicationStatus.PUBLISHED, *params],
+            [
+                document_id(KIND_POLICY, "", 0),
+                PublicationStatus.PUBLISHED,
+                *params,
+            ],
         )
         found = cursor.fetchall()
+    documents = {row[0]: dict(zip(_FIELDS, row[4:], strict=True)) for row in found}
     listing = {}
-    for policy_id, start, end, system in found:
+    for policy_id, start, end, system, *_document in found:
         for named_system, code in parsed.codes:
             if named_system != system:
                 continue
@@ -262,17 +270,14 @@ def _naming_policies(parsed: Parsed, filters: Filters, seen: set) -> _Listed:
                 if listing.get(policy_id, "").startswith("Policy lists this"):
                     continue
                 listing[policy_id] = reason
-    if not listing:
-        return _Listed([], [])
-    ids = [document_id(KIND_POLICY, "", policy_id) for policy_id in listing]
-    wanted = [i for i in ids if i not in seen]
-    rows = (
-        _rows(f"{_SELECT} WHERE id IN ({_marks(wanted)}) ORDER BY payer, code", wanted)
-        if wanted
-        else []
+    rows = sorted(
+        (documents[policy_id] for policy_id in listing),
+        key=lambda row: (row["payer"], row["code"]),
     )
     hits, ids = [], []
     for row in rows:
+        if row["id"] in seen:
+            continue
         ids.append(row["id"])
         if _passes(row, filters):
             object_id = row["id"] - document_id(KIND_POLICY, "", 0)
@@ -363,20 +368,26 @@ def corrections(words: list[str]) -> dict[str, str]:
             if prefetched is not None
             else (engine.word_candidates(word, broad=broad) for broad in (False, True))
         )
-        best = None
         for candidates in passes:
-            for candidate, documents in candidates:
-                distance = _edit_distance(word, candidate, allowed)
-                if distance > allowed:
-                    continue
-                score = (distance, -documents, candidate)
-                if best is None or score < best:
-                    best = score
-            if best is not None:
+            closest = _closest(word, candidates, allowed)
+            if closest:
+                found[word] = closest
                 break
-        if best is not None:
-            found[word] = best[2]
     return found
+
+
+def _closest(word: str, candidates, allowed: int) -> str | None:
+    """Fewest edits first (one pass per number), then most documents, then A-Z."""
+    candidates = list(candidates)
+    for bound in range(1, allowed + 1):
+        near = [
+            (-documents, candidate)
+            for candidate, documents in candidates
+            if _edit_distance(word, candidate, bound) <= bound
+        ]
+        if near:
+            return min(near)[1]
+    return None
 
 
 def _text_part(parsed, filters, exclude, words) -> _Text | None:
