@@ -137,8 +137,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # every scan starts at the table's first page, and none is split between
     # workers, so the same query reads the same rows. (The site's queries are all
     # small: a parallel plan never paid for its start-up here.)
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-        "-c synchronize_seqscans=off -c max_parallel_workers_per_gather=0"
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = " ".join(
+        filter(
+            None,
+            [
+                _options.get("options", ""),
+                "-c synchronize_seqscans=off -c max_parallel_workers_per_gather=0",
+            ],
+        )
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

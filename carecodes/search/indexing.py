@@ -138,8 +138,8 @@ def rebuild(
 def _empty(using):
     connection = connections[using]
     if connection.vendor == "postgresql":
-        # No dead rows left behind: the table stays in id order (see
-        # postgres.page) and half its size.
+        # No dead rows left behind: the table is written in id order (see
+        # postgres.matches) and stays half the size.
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE search_searchdocument, search_searchword")
     else:

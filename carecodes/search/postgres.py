@@ -88,13 +88,6 @@ _HEADLINE = (
     "'StartSel=\ue000, StopSel=\ue001, MaxWords=24, MinWords=10, "
     'MaxFragments=2, FragmentDelimiter=" … "\')'
 )
-_CANDIDATES = (
-    "SELECT word, documents FROM search_searchword WHERE word = w.q "
-    "UNION ALL (SELECT word, documents FROM search_searchword "
-    "WHERE word %% w.q AND NOT EXISTS "
-    "(SELECT FROM search_searchword k WHERE k.word = w.q) "
-    "ORDER BY similarity(word, w.q) DESC LIMIT 40)"
-)
 
 
 def matches(match: str, where: Where) -> TextMatches:
@@ -143,10 +136,10 @@ def _order(scored) -> list[int]:
 
 
 def page(
-    match: str, where: Where, found: TextMatches, offset: int, limit: int
+    match: str, where: Where, matched: TextMatches, offset: int, limit: int
 ) -> list[tuple]:
     """Rows of one page, best first, with highlighted snippets."""
-    scored = found.scored
+    scored = matched.scored
     if where.kind:
         digit = KIND_DIGITS[where.kind]
         scored = [pair for pair in scored if pair[0] // KIND_STEP == digit]
@@ -178,11 +171,20 @@ def _unknown(words, rows) -> dict[str, list[tuple[str, int]]]:
 
 
 def unknown_words(words: list[str]) -> dict[str, list[tuple[str, int]]]:
-    """The words the index does not hold, each with candidate corrections."""
+    """
+    The words the index does not hold, each with the words most like it by trigram
+    similarity (pg_trgm's GIN index), in one query: a known word returns itself
+    and costs one probe.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT w.q, s.word, s.documents FROM unnest(%(words)s::text[]) AS w(q) "
-            f"CROSS JOIN LATERAL ({_CANDIDATES}) s",
+            "CROSS JOIN LATERAL ("
+            "SELECT word, documents FROM search_searchword WHERE word = w.q "
+            "UNION ALL (SELECT word, documents FROM search_searchword "
+            "WHERE word %% w.q AND NOT EXISTS "
+            "(SELECT FROM search_searchword k WHERE k.word = w.q) "
+            "ORDER BY similarity(word, w.q) DESC LIMIT 40)) s",
             {"words": list(words)},
         )
         return _unknown(words, cursor.fetchall())

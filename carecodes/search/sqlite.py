@@ -105,7 +105,7 @@ def matches(match: str, where: Where) -> TextMatches:
 
 
 def page(
-    match: str, where: Where, found: TextMatches, offset: int, limit: int
+    match: str, where: Where, matched: TextMatches, offset: int, limit: int
 ) -> list[tuple]:
     """
     Rows of one page: ranked inside the window, then in id order.
@@ -114,7 +114,7 @@ def page(
     selected columns before it sorts, so a snippet in the ranking query would be
     made for every ranked match instead of the twenty shown.
     """
-    counts = found.counts
+    counts = matched.counts
     total = counts.get(where.kind, 0) if where.kind else sum(counts.values())
     ids = []
     with connection.cursor() as cursor:
