@@ -50,7 +50,7 @@ def test_the_policy_and_the_write_up_are_ranked_among_many_codes(common_word):
     # The ranked window holds the pages (policies and write-ups) whatever their
     # number in table order: a page never waits behind codes listed unranked.
     results = search(common_word, per_page=6)
-    assert "More than 10 matches" in results.notice
+    assert f"More than {results.total} matches" in results.notice
     kinds = {hit.kind for hit in results.hits}
     assert {"policy", "write-up"} <= kinds
 
@@ -96,6 +96,20 @@ def osa(a, b):
 @given(st.text("abcde", max_size=9), st.text("abcde", max_size=9), st.integers(0, 3))
 def test_the_bounded_edit_distance_stops_early_without_changing_the_answer(a, b, bound):
     assert _edit_distance(a, b, bound) == min(osa(a, b), bound + 1)
+
+
+@postgres_only
+def test_postgres_says_more_than_only_when_pages_or_codes_were_cut_short(
+    sample_data, monkeypatch
+):
+    # Two pages and a code: three matches, and neither kind stopped at three.
+    monkeypatch.setattr(backend(), "COUNT_LIMIT", 3)
+    results = search("work hardening")
+    assert results.counts == {"policy": 1, "write-up": 1, "code": 1}
+    assert "More than" not in results.notice
+    # One page of two read, and the code.
+    monkeypatch.setattr(backend(), "COUNT_LIMIT", 1)
+    assert "More than 2 matches" in search("work hardening").notice
 
 
 @postgres_only

@@ -483,9 +483,13 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
                 notices.append(f"Showing results for “{results.suggestion}”")
 
     results.counts = totals
-    limit = backend().COUNT_LIMIT
-    if text is not None and sum(counted[-1][1].values()) >= limit:
-        notices.append(f"More than {limit:,} matches: the best are shown first")
+    shown = counted[-1][0]
+    if isinstance(shown, _Text) and shown.found.capped:
+        # The counts stopped at the limit, so "more than" what they add up to.
+        notices.append(
+            f"More than {sum(counted[-1][1].values()):,} matches: "
+            "the best are shown first"
+        )
     results.total = totals[filters.kind] if filters.kind else sum(totals.values())
     pages = max(1, math.ceil(results.total / per_page))
     try:

@@ -118,7 +118,12 @@ def matches(match: str, where: Where) -> TextMatches:
             {"query": match, **where.params},
         )
         scored = cursor.fetchall()
-    return TextMatches(counts=_by_kind(scored), scored=scored)
+    pages = sum(1 for found, _score in scored if found < CODES_FROM)
+    return TextMatches(
+        counts=_by_kind(scored),
+        capped=COUNT_LIMIT in (pages, len(scored) - pages),
+        scored=scored,
+    )
 
 
 def _by_kind(scored) -> dict[str, int]:

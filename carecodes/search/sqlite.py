@@ -101,7 +101,8 @@ def count(match: str, where: Where) -> dict[str, int]:
 
 
 def matches(match: str, where: Where) -> TextMatches:
-    return TextMatches(counts=count(match, where))
+    counts = count(match, where)
+    return TextMatches(counts=counts, capped=sum(counts.values()) >= COUNT_LIMIT)
 
 
 def page(
