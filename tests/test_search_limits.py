@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from carecodes.search import search
 from carecodes.search.engine import _edit_distance, backend
-from carecodes.search.models import KIND_CODE, KIND_DIGITS, KIND_STEP
 from procedures.models import Code
 
 pytestmark = pytest.mark.django_db
@@ -138,12 +137,13 @@ def test_postgres_gin_indexes_keep_no_long_pending_list():
 def test_postgres_rebuild_writes_codes_in_id_order(common_word):
     from django.core.management import call_command
 
+    from carecodes.search.postgres import CODES_FROM
+
     call_command("rebuild_search_index", verbosity=0)
-    codes_from = KIND_DIGITS[KIND_CODE] * KIND_STEP
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT id FROM search_searchdocument WHERE id >= %s ORDER BY ctid",
-            [codes_from],
+            [CODES_FROM],
         )
         in_table_order = [found for (found,) in cursor.fetchall()]
     assert in_table_order == sorted(in_table_order)

@@ -19,9 +19,9 @@ from .models import (
     KIND_CODE,
     KIND_POLICY,
     KIND_WRITEUP,
-    SYSTEM_DIGITS,
     SearchDocument,
     SearchWord,
+    document_id,
 )
 
 BATCH_SIZE = 2000
@@ -98,9 +98,9 @@ def rebuild(
     # In document id order, which PostgreSQL's table then keeps (see postgres.py).
     code_ids = [
         pk
-        for _digit, pk in sorted(
-            (SYSTEM_DIGITS[system], pk)
-            for pk, system in Code.objects.using(using).values_list("pk", "system")
+        for pk, _system in sorted(
+            Code.objects.using(using).values_list("pk", "system"),
+            key=lambda row: document_id(KIND_CODE, row[1], row[0]),
         )
     ]
     policy_ids = list(

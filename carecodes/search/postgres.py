@@ -110,19 +110,26 @@ def matches(match: str, where: Where) -> TextMatches:
     score = f"ts_rank_cd(d.search_vector, {query}, 1)"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"(SELECT d.id, {score} FROM search_searchdocument d "
-            f"WHERE d.id < {CODES_FROM} AND {condition} "
-            f"ORDER BY d.id LIMIT {COUNT_LIMIT}) UNION ALL "
-            f"(SELECT d.id, {score} FROM search_searchdocument d "
-            f"WHERE d.id >= {CODES_FROM} AND {condition} LIMIT {COUNT_LIMIT})",
+            _pages_then_codes(f"d.id, {score}", condition, COUNT_LIMIT),
             {"query": match, **where.params},
         )
         scored = cursor.fetchall()
-    pages = sum(1 for found, _score in scored if found < CODES_FROM)
+    counts = _by_kind(scored)
+    pages = sum(number for kind, number in counts.items() if kind != KIND_CODE)
     return TextMatches(
-        counts=_by_kind(scored),
-        capped=COUNT_LIMIT in (pages, len(scored) - pages),
+        counts=counts,
+        capped=COUNT_LIMIT in (pages, counts.get(KIND_CODE, 0)),
         scored=scored,
+    )
+
+
+def _pages_then_codes(columns: str, condition: str, limit: int) -> str:
+    """The first ``limit`` matching pages by id, then as many codes in table order."""
+    return (
+        f"(SELECT {columns} FROM search_searchdocument d "
+        f"WHERE d.id < {CODES_FROM} AND {condition} ORDER BY d.id LIMIT {limit}) "
+        f"UNION ALL (SELECT {columns} FROM search_searchdocument d "
+        f"WHERE d.id >= {CODES_FROM} AND {condition} LIMIT {limit})"
     )
 
 
@@ -202,13 +209,10 @@ def suggest(words: list[str], prefix: str, limit: int) -> list[tuple]:
         return []
     query = f"(SELECT to_tsquery('{CONFIG}', %(query)s))"
     # Candidates read as in ``matches``: pages by id, codes in table order.
-    candidates = (
-        f"(SELECT {_COLUMNS}, d.search_vector FROM search_searchdocument d "
-        f"WHERE d.id < {CODES_FROM} AND d.search_vector @@ {query} "
-        f"ORDER BY d.id LIMIT {SUGGEST_CANDIDATES}) UNION ALL "
-        f"(SELECT {_COLUMNS}, d.search_vector FROM search_searchdocument d "
-        f"WHERE d.id >= {CODES_FROM} AND d.search_vector @@ {query} "
-        f"LIMIT {SUGGEST_CANDIDATES})"
+    candidates = _pages_then_codes(
+        f"{_COLUMNS}, d.search_vector",
+        f"d.search_vector @@ {query}",
+        SUGGEST_CANDIDATES,
     )
     with connection.cursor() as cursor:
         cursor.execute(
