@@ -126,11 +126,29 @@ def test_postgres_gin_indexes_keep_no_long_pending_list():
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT relname, reloptions FROM pg_class WHERE relname IN "
-            "('search_word_trgm_idx', 'search_document_vector_idx')"
+            "('search_word_trgm_idx', 'search_page_vector_idx', "
+            "'search_code_vector_idx')"
         )
         options = dict(cursor.fetchall())
     assert options["search_word_trgm_idx"] == ["fastupdate=off"]
-    assert options["search_document_vector_idx"] == ["gin_pending_list_limit=128"]
+    assert options["search_page_vector_idx"] == ["fastupdate=off"]
+    assert options["search_code_vector_idx"] == ["gin_pending_list_limit=128"]
+
+
+@postgres_only
+def test_postgres_indexes_pages_and_codes_apart_at_the_first_code_id():
+    # Each branch of postgres.matches reads only its own kind's index entries.
+    from carecodes.search.postgres import CODES_FROM
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes "
+            "WHERE tablename = 'search_searchdocument' AND indexdef LIKE '%%gin%%'"
+        )
+        indexes = dict(cursor.fetchall())
+    assert sorted(indexes) == ["search_code_vector_idx", "search_page_vector_idx"]
+    assert f"(id < '{CODES_FROM}'" in indexes["search_page_vector_idx"]
+    assert f"(id >= '{CODES_FROM}'" in indexes["search_code_vector_idx"]
 
 
 @postgres_only

@@ -154,9 +154,7 @@ def optimize(using="default"):
         with connection.cursor() as cursor:
             # Rows written in bulk wait in the GIN pending list, which every search
             # then reads linearly; and the planner needs the new statistics.
-            cursor.execute(
-                "SELECT gin_clean_pending_list('search_document_vector_idx')"
-            )
+            cursor.execute("SELECT gin_clean_pending_list('search_code_vector_idx')")
             cursor.execute("ANALYZE search_searchdocument")
             cursor.execute("ANALYZE search_searchword")
     elif connection.vendor == "sqlite":
