@@ -143,10 +143,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             None,
             [
                 _options.get("options", ""),
-                "-c synchronize_seqscans=off -c max_parallel_workers_per_gather=0",
+                "-c synchronize_seqscans=off -c max_parallel_workers_per_gather=0 "
+                "-c plan_cache_mode=force_generic_plan",
             ],
         )
     )
+    # Search's statements are prepared on the server and planned once per
+    # connection (carecodes/search/postgres.py: its plans do not depend on the
+    # words searched for). Django's own cursors bind parameters on the client and
+    # never prepare, so neither setting touches the ORM's queries.
+    _options.setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")

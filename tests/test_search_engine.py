@@ -160,11 +160,26 @@ def test_rebuilding_gives_the_same_index(sample_data):
 def test_a_text_search_costs_a_fixed_number_of_queries(
     sample_data, django_assert_num_queries
 ):
-    # Matches counted by kind through the index, then the page. SQLite fetches the
-    # page's ids in rank order first and snippets for those rows after; PostgreSQL
-    # does both in one query.
-    with django_assert_num_queries(3 if connection.vendor == "sqlite" else 2):
+    # SQLite counts the matches by kind through the index, fetches the page's ids
+    # in rank order, then snippets for those rows; PostgreSQL does all in one query,
+    # for any page and kind.
+    with django_assert_num_queries(3 if connection.vendor == "sqlite" else 1):
         search("work hardening")
+    with django_assert_num_queries(3 if connection.vendor == "sqlite" else 1):
+        search("work hardening", Filters(kind="code"))
+    with django_assert_num_queries(3 if connection.vendor == "sqlite" else 1):
+        search("work hardening", page=2, per_page=1)
+
+
+def test_a_misspelling_costs_a_fixed_number_of_queries(
+    sample_data, django_assert_num_queries
+):
+    # PostgreSQL: the typed words' count, which finds the unknown word's candidates
+    # too, then the corrected search. SQLite: the count, the known words, the
+    # vocabulary's candidates, then the corrected search.
+    with django_assert_num_queries(6 if connection.vendor == "sqlite" else 2):
+        results = search("work hardning")
+    assert results.suggestion == "work hardening"
 
 
 def test_a_code_search_costs_a_fixed_number_of_queries(

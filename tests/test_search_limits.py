@@ -74,6 +74,29 @@ def test_a_kind_filter_pages_through_its_own_matches(common_word):
     assert len(codes.hits) == codes.total
 
 
+def test_the_page_read_with_the_count_is_the_page_read_alone(common_word, monkeypatch):
+    # PostgreSQL reads the expected page in the counting query; a page it did not
+    # expect is read on its own. Both give the same hits, snippets included.
+    from carecodes.search import engine
+
+    def pages():
+        return [
+            [
+                (hit.url, hit.snippet)
+                for hit in search(common_word, page=n, per_page=4).hits
+            ]
+            for n in (1, 2, 3)
+        ]
+
+    expected = pages()
+    shown = engine._shown
+    monkeypatch.setattr(
+        engine, "_shown", lambda kind, before, offset, limit: shown(kind, 0, 0, 1)
+    )
+    assert pages() == expected
+    assert all(expected)
+
+
 def osa(a, b):
     """Optimal string alignment distance, the textbook way."""
     table = [
@@ -133,6 +156,24 @@ def test_postgres_gin_indexes_keep_no_long_pending_list():
     assert options["search_word_trgm_idx"] == ["fastupdate=off"]
     assert options["search_page_vector_idx"] == ["fastupdate=off"]
     assert options["search_code_vector_idx"] == ["gin_pending_list_limit=128"]
+
+
+@postgres_only
+def test_postgres_plans_a_search_once_per_connection(sample_data):
+    # Parsing and planning were most of a search's time; the plan does not depend
+    # on the words, so one serves them all. The ORM's queries stay unprepared.
+    for query in ("work hardening", "school", "work hardning", "aetna"):
+        search(query)
+    Code.objects.filter(code="97546").exists()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+        )
+        prepared = cursor.fetchall()
+    assert prepared
+    assert all(statement.startswith("WITH matching") for statement, *_ in prepared)
+    assert sum(generic for _s, generic, _c in prepared) == 5
+    assert all(custom == 0 for *_s, custom in prepared)
 
 
 @postgres_only

@@ -38,6 +38,9 @@ from .query import Parsed, parse, words_in
 _FIELDS = ("id", "kind", "system", "code", "payer", "title", "detail", "url")
 _KIND_OF_DIGIT = {digit: kind for kind, digit in KIND_DIGITS.items()}
 MAX_NUMBERS = 8
+# Further than any search's last page (which is shown instead), and an offset that
+# SQL takes as a number.
+MAX_PAGE = 10_000_000
 _SELECT = (
     "SELECT id, kind, system, code, payer, title, detail, url "
     "FROM search_searchdocument"
@@ -190,11 +193,15 @@ class _Text:
     exclude: list[int]
     spans: list
     found: TextMatches = field(default_factory=TextMatches)
+    # The kind, offset and limit of the hits this part is expected to give the page.
+    shown: tuple[str, int, int] = ("", 0, 0)
+    # Words to look up in the same query if nothing matches (see ``corrections``).
+    checked: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         engine = backend()
         where = engine.Where(self.filters, self.exclude, self.spans)
-        self.found = engine.matches(self.match, where)
+        self.found = engine.matches(self.match, where, self.shown, self.checked)
         return self.found.counts
 
     def fetch(self, kind: str, offset: int, limit: int) -> list[Hit]:
@@ -354,14 +361,20 @@ def _edit_distance(a: str, b: str, bound: int) -> int:
     return min(previous[-1], bound + 1)
 
 
-def corrections(words: list[str]) -> dict[str, str]:
-    """Real words from the index for the words it does not know."""
-    checkable = [w for w in words if len(w) >= 4 and w.isalpha() and len(w) <= 40]
-    if not checkable:
-        return {}
+def checkable(words: list[str]) -> list[str]:
+    """The words worth correcting: real words, and few of them."""
+    return [w for w in words if len(w) >= 4 and w.isalpha() and len(w) <= 40][:4]
+
+
+def corrections(unknown: dict) -> dict[str, str]:
+    """
+    Real words from the index for the words it does not know: ``unknown`` is what
+    the backend's ``matches`` found of the ``checkable`` words (each with candidate
+    words, or None where ``word_candidates`` must find them).
+    """
     engine = backend()
     found = {}
-    for word, prefetched in engine.unknown_words(checkable[:4]).items():
+    for word, prefetched in unknown.items():
         allowed = 1 if len(word) <= 5 else 2
         passes = (
             [prefetched]
@@ -390,17 +403,30 @@ def _closest(word: str, candidates, allowed: int) -> str | None:
     return None
 
 
-def _text_part(parsed, filters, exclude, words) -> _Text | None:
+def _text_part(parsed, filters, exclude, words, checked=()) -> _Text | None:
     match = backend().fts_string(words, parsed.phrases)
     if not match:
         return None
-    return _Text(match, filters, exclude, parsed.spans)
+    return _Text(match, filters, exclude, parsed.spans, checked=list(checked))
+
+
+def _size(counts: dict[str, int], kind: str) -> int:
+    return counts.get(kind, 0) if kind else sum(counts.values())
+
+
+def _shown(kind: str, before: int, offset: int, limit: int) -> tuple[str, int, int]:
+    """
+    What ``_cut`` will ask of the last part for the page ``offset``, ``limit`` of
+    ``kind``, when the parts before it hold ``before`` hits of that kind.
+    """
+    taken_before = max(0, min(limit, before - offset))
+    return kind, max(0, offset - before), limit - taken_before
 
 
 def _cut(parts, kind: str, offset: int, limit: int) -> list[Hit]:
     hits = []
     for part, counts in parts:
-        size = counts.get(kind, 0) if kind else sum(counts.values())
+        size = _size(counts, kind)
         if offset >= size:
             offset -= size
             continue
@@ -461,18 +487,29 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
         words += [word for word in parsed.code_words if word not in words]
 
     parts += [naming_part, number_part]
-    text = _text_part(parsed, filters, sorted(seen), words)
-    if text is not None:
-        parts.append(text)
+    try:
+        wanted = min(max(1, int(page)), MAX_PAGE)
+    except (TypeError, ValueError):
+        wanted = 1
+    offset = (wanted - 1) * per_page
     counted = [(part, part.counts()) for part in parts]
+    before = sum(_size(counts, filters.kind) for _part, counts in counted)
+    text = _text_part(parsed, filters, sorted(seen), words, checkable(words))
+    if text is not None:
+        text.shown = _shown(filters.kind, before, offset, per_page)
+        counted.append((text, text.counts()))
     totals = {kind: sum(c.get(kind, 0) for _p, c in counted) for kind in KINDS}
 
-    if not any(totals.values()) and words:
-        fixed = corrections(words)
+    # When nothing matched, the backend said which words it does not know.
+    unknown = text.found.unknown if text is not None else None
+    if not any(totals.values()) and unknown:
+        fixed = corrections(unknown)
         if fixed:
             retry = _text_part(
                 parsed, filters, sorted(seen), [fixed.get(w, w) for w in words]
             )
+            if retry:
+                retry.shown = _shown(filters.kind, before, offset, per_page)
             retry_counts = retry.counts() if retry else {}
             if any(retry_counts.values()):
                 counted[-1 if text is not None else len(counted) :] = [
@@ -492,11 +529,7 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
         )
     results.total = totals[filters.kind] if filters.kind else sum(totals.values())
     pages = max(1, math.ceil(results.total / per_page))
-    try:
-        wanted = int(page)
-    except (TypeError, ValueError):
-        wanted = 1
-    results.page = min(max(1, wanted), pages)
+    results.page = min(wanted, pages)
     results.hits = _cut(counted, filters.kind, (results.page - 1) * per_page, per_page)
     results.notice = "; ".join(notices)
     return results

@@ -9,5 +9,9 @@ class TextMatches:
     counts: dict[str, int] = field(default_factory=dict)
     # Counting stopped at the limit: there are more matches than ``counts`` says.
     capped: bool = False
-    # PostgreSQL: each counted match's (id, score), which its ``page`` sorts.
-    scored: list[tuple[int, float]] = field(default_factory=list)
+    # PostgreSQL: the rows of the page the engine expected to show, as ``page``
+    # returns them, read in the same query, and that page's (kind, offset, limit).
+    shown: list[tuple] = field(default_factory=list)
+    window: tuple[str, int, int] | None = None
+    # PostgreSQL, when nothing matched: the words the index lacks, with candidates.
+    unknown: dict[str, list[tuple[str, int]]] | None = None

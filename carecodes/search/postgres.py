@@ -1,26 +1,26 @@
 """
-The PostgreSQL backend: a stored weighted ``tsvector`` with a GIN index (made by the
-migration), ``websearch_to_tsquery`` over quoted words, ``ts_rank_cd``,
-``ts_headline``, ``unaccent`` in the text search configuration, and ``pg_trgm`` over
-the word list for typo tolerance.
+The PostgreSQL backend: a stored weighted ``tsvector`` with a GIN index per kind
+(pages, codes; made by the migrations), ``websearch_to_tsquery`` over quoted words,
+``ts_rank_cd``, ``ts_headline``, ``unaccent`` in the text search configuration, and
+``pg_trgm`` over the word list for typo tolerance.
 
-A very common word costs a bounded amount of ranking: ``matches`` reads and scores
-at most ``COUNT_LIMIT`` matching pages and as many codes, in one pass that stops
-there, and ``page`` is cut from those (the results page says "more than" beyond
-them). SQLite ranks a window in the same way; there the first matches by id come
-cheaply, here the first in table order (see ``matches``).
+A search is one round trip: ``matches`` counts the matches by kind, ranks them and
+reads the page the engine expects to show, with headlines, in one query (and, when
+nothing matches, the candidates for "did you mean"). A very common word costs a
+bounded amount of ranking: at most ``COUNT_LIMIT`` matching pages and as many codes
+are read and scored, in one pass that stops there (the results page says "more
+than" beyond them). SQLite ranks a window in the same way; there the first matches
+by id come cheaply, here the first in table order (see ``_ranked``).
 """
 
-from collections import Counter
-
 from django.db import connection
+from django.db.backends.postgresql.base import ServerBindingCursor
 
 from .matches import TextMatches
 from .models import KIND_CODE, KIND_DIGITS, KIND_STEP
 
-# Reading and scoring a match costs ~3 µs (a bitmap over a common word's 20,000
-# index entries ~2.5 ms more), and every match read is sorted in Python: 1,000
-# codes made a common word's search ~6 ms, 500 make it ~3 ms.
+# Reading and scoring a match costs ~1 µs (500 codes ~0.5 ms), on top of the
+# bitmap of the word's index entries (~60 ns each: 2.4 ms for "encounter"'s 38,768).
 COUNT_LIMIT = 500
 # Pages (write-ups, policies) before one-line code descriptors of similar strength.
 PRIOR = 1.5
@@ -29,10 +29,11 @@ _PRIOR = f"CASE WHEN d.kind = 'code' THEN 1.0 ELSE {PRIOR} END"
 SUGGEST_CANDIDATES = 200
 CONFIG = "carecodes_english"
 _COLUMNS = "d.id, d.kind, d.system, d.code, d.payer, d.title, d.detail, d.url"
-_QUERY = f"websearch_to_tsquery('{CONFIG}', %(query)s)"
+# The query as a subquery: the planner cannot see its words, so it never trades
+# the GIN index for a scan, and one plan serves every search (see ``_prepared``).
+_QUERY = f"(SELECT websearch_to_tsquery('{CONFIG}', %(query)s))"
 # Ids below this are pages (policies, write-ups), from here on codes.
 CODES_FROM = KIND_DIGITS[KIND_CODE] * KIND_STEP
-_KIND_OF_DIGIT = {digit: kind for kind, digit in KIND_DIGITS.items()}
 
 
 def websearch_string(
@@ -90,37 +91,140 @@ _HEADLINE = (
 )
 
 
-def matches(match: str, where: Where) -> TextMatches:
+def matches(
+    match: str, where: Where, shown: tuple[str, int, int] = ("", 0, 0), words=()
+) -> TextMatches:
     """
-    The matching pages (policies, write-ups: ids below ``CODES_FROM``) and codes, up
-    to ``COUNT_LIMIT`` of each, with their scores, read once: ``page`` sorts them.
-
-    The codes are the first in table order, read through the GIN index's bitmap,
-    which stops after ``COUNT_LIMIT`` rows; taking the first by id instead would read
-    every match (39,000 rows and ~80 ms for "encounter"). The query text reaches
-    the planner as a parameter, so it cannot choose a sequential scan instead: for
-    a word clustered late in the table ("fracture"), the first 1,000 matches took
-    a scan of 50,000 rows (29 ms) against 5 ms through the bitmap.
+    The matches counted by kind, and the rows of the page the engine expects to
+    show (``shown``: its kind, offset and limit), in one query. When nothing
+    matches, the same query finds which of ``words`` the index lacks, with the
+    words most like them.
     """
-    query = f"(SELECT websearch_to_tsquery('{CONFIG}', %(query)s))"
-    condition = f"d.search_vector @@ {query}{where.clause()}"
-    # ts_rank would cost a third (0.4 against 1.1 ms for 284 rows), but it scores
-    # a page that says "work" forty times as one that says it once: pages would
-    # fall behind every one-line code descriptor.
-    score = f"ts_rank_cd(d.search_vector, {query}, 1)"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _pages_then_codes(f"d.id, {score}", condition, COUNT_LIMIT),
-            {"query": match, **where.params},
-        )
-        scored = cursor.fetchall()
-    counts = _by_kind(scored)
+    rows = _ranked(match, where, *shown, words)
+    counts = {
+        kind: number
+        for kind, number in zip(KIND_DIGITS, rows[0], strict=False)
+        if number
+    }
     pages = sum(number for kind, number in counts.items() if kind != KIND_CODE)
     return TextMatches(
         counts=counts,
         capped=COUNT_LIMIT in (pages, counts.get(KIND_CODE, 0)),
-        scored=scored,
+        shown=_page_rows(rows),
+        window=shown,
+        unknown=_unknown(words, rows[0][_CANDIDATES_AT] or []) if words else None,
     )
+
+
+def page(
+    match: str, where: Where, matched: TextMatches, offset: int, limit: int
+) -> list[tuple]:
+    """Rows of one page, best first, with highlighted snippets."""
+    if matched.window == (where.kind, offset, limit):
+        return matched.shown
+    return _page_rows(_ranked(match, where, where.kind, offset, limit))
+
+
+# A row of ``_ranked``: the counts by kind, the candidates, then the page's columns.
+_CANDIDATES_AT = len(KIND_DIGITS)
+_PAGE_AT = _CANDIDATES_AT + 1
+
+
+def _page_rows(rows) -> list[tuple]:
+    """The page's rows of ``_ranked``, without the counts (none if it has no id)."""
+    return [row[_PAGE_AT:] for row in rows if row[_PAGE_AT]]
+
+
+def _ranked(
+    match: str, where: Where, kind: str, offset: int, limit: int, words=()
+) -> list[tuple]:
+    """
+    On every row, the matches counted by kind (one column per kind, in
+    ``KIND_DIGITS`` order) and, when there are none and ``words`` are given, the
+    ``(word, candidate, documents)`` of ``_CANDIDATES``; then a page of matches of
+    ``kind`` (any if blank), best first, with headlines: one row with blank columns
+    when the page is empty.
+
+    The matches are the first ``COUNT_LIMIT`` pages (policies, write-ups: ids below
+    ``CODES_FROM``) by id and as many codes in table order, each branch read through
+    its own GIN index's bitmap and stopping at the limit; taking the first codes by
+    id instead would read every match (39,000 rows and ~80 ms for "encounter"). The
+    query text reaches the planner as a parameter, so it cannot choose a sequential
+    scan instead: for a word clustered late in the table ("fracture"), the first
+    1,000 matches took a scan of 50,000 rows (29 ms) against 5 ms through the bitmap.
+    Ranking, counting and the page stay in the database: fetching 500 scored rows
+    into Python cost ~0.4 ms more.
+    """
+    condition = f"d.search_vector @@ {_QUERY}{where.clause()}"
+    # ts_rank would cost a third (0.4 against 1.1 ms for 284 rows), but it scores
+    # a page that says "work" forty times as one that says it once: pages would
+    # fall behind every one-line code descriptor.
+    score = f"ts_rank_cd(d.search_vector, {_QUERY}, 1) * {_PRIOR} AS score"
+    matching = _pages_then_codes(f"d.id, {score}", condition, COUNT_LIMIT)
+    counting = ", ".join(
+        f"count(*) FILTER (WHERE {_kind_range('id', each)}) AS n{digit}"
+        for each, digit in KIND_DIGITS.items()
+    )
+    counted = ", ".join(f"counted.n{digit}" for digit in KIND_DIGITS.values())
+    # Evaluated only when nothing matched (a subquery runs when first needed).
+    candidates = (
+        f"CASE WHEN counted.total = 0 THEN (SELECT json_agg(json_build_array("
+        f"c.asked, c.word, c.documents)) FROM ({_CANDIDATES}) c) END"
+        if words
+        else "NULL"
+    )
+    return _prepared(
+        f"WITH matching AS MATERIALIZED ({matching}), "
+        f"best AS (SELECT id, score FROM matching "
+        f"WHERE {_kind_range('id', kind)} "
+        "ORDER BY score DESC, id OFFSET %(offset)s LIMIT %(limit)s) "
+        f"SELECT {counted}, {candidates}, "
+        f"{_COLUMNS}, {_HEADLINE} "
+        f"FROM (SELECT {counting}, count(*) AS total FROM matching) counted "
+        "LEFT JOIN (best JOIN search_searchdocument d ON d.id = best.id) ON true "
+        "ORDER BY best.score DESC, best.id",
+        {
+            "query": match,
+            "offset": offset,
+            "limit": limit,
+            "words": list(words),
+            **where.params,
+        },
+    )
+
+
+class _PreparedCursor(ServerBindingCursor):
+    """Binds parameters on the server, and prepares each statement there once."""
+
+    def execute(self, query, params=None, *, prepare=True, binary=None):
+        return super().execute(query, params, prepare=prepare, binary=binary)
+
+
+def _prepared(sql: str, params: dict) -> list[tuple]:
+    """
+    The rows of a statement parsed and planned once per connection, not once per
+    search: for a search's statement that was ~0.5 ms of ~0.7 (psycopg keeps up to
+    100 statements a connection). Through Django's cursor wrapper, so the query is
+    logged and counted as any other.
+    """
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    cursor = _PreparedCursor(connection.connection)
+    if connection.queries_logged:
+        wrapped = connection.make_debug_cursor(cursor)
+    else:
+        wrapped = connection.make_cursor(cursor)
+    with wrapped:
+        wrapped.execute(sql, params)
+        return wrapped.fetchall()
+
+
+def _kind_range(column: str, kind: str) -> str:
+    """SQL true for the ids of ``kind`` (its digit leads the id), or for any id."""
+    if not kind:
+        return "true"
+    digit = KIND_DIGITS[kind]
+    return f"{column} >= {digit * KIND_STEP} AND {column} < {(digit + 1) * KIND_STEP}"
 
 
 def _pages_then_codes(columns: str, condition: str, limit: int) -> str:
@@ -133,64 +237,26 @@ def _pages_then_codes(columns: str, condition: str, limit: int) -> str:
     )
 
 
-def _by_kind(scored) -> dict[str, int]:
-    counts = Counter(found // KIND_STEP for found, _score in scored)
-    return {_KIND_OF_DIGIT[digit]: number for digit, number in counts.items()}
-
-
-def _order(scored) -> list[int]:
-    """Ids best first; pages before one-line code descriptors of similar strength."""
-    ranked = sorted(
-        scored,
-        key=lambda pair: (-pair[1] * (PRIOR if pair[0] < CODES_FROM else 1.0), pair[0]),
-    )
-    return [found for found, _score in ranked]
-
-
-def page(
-    match: str, where: Where, matched: TextMatches, offset: int, limit: int
-) -> list[tuple]:
-    """Rows of one page, best first, with highlighted snippets."""
-    scored = matched.scored
-    if where.kind:
-        digit = KIND_DIGITS[where.kind]
-        scored = [pair for pair in scored if pair[0] // KIND_STEP == digit]
-    wanted = _order(scored)[offset : offset + limit]
-    if not wanted:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {_COLUMNS}, {_HEADLINE} FROM search_searchdocument d "
-            f"WHERE d.id = ANY(%(ids)s::bigint[])",
-            {"query": match, "ids": _array(wanted)},
-        )
-        rows = {row[0]: row for row in cursor.fetchall()}
-    return [rows[found] for found in wanted if found in rows]
-
-
 def _array(ids) -> str:
     # One text parameter: psycopg adapts a list of 1,000 ints one by one (~1.5 ms).
     return "{" + ",".join(str(int(found)) for found in ids) + "}"
 
 
-def unknown_words(words: list[str]) -> dict[str, list[tuple[str, int]]]:
-    """
-    The words the index does not hold, each with the words most like it by trigram
-    similarity (pg_trgm's GIN index), in one query: a known word returns itself
-    and costs one probe.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT w.q, s.word, s.documents FROM unnest(%(words)s::text[]) AS w(q) "
-            "CROSS JOIN LATERAL ("
-            "SELECT word, documents FROM search_searchword WHERE word = w.q "
-            "UNION ALL (SELECT word, documents FROM search_searchword "
-            "WHERE word %% w.q AND NOT EXISTS "
-            "(SELECT FROM search_searchword k WHERE k.word = w.q) "
-            "ORDER BY similarity(word, w.q) DESC LIMIT 40)) s",
-            {"words": list(words)},
-        )
-        rows = cursor.fetchall()
+# Each word with itself if the index holds it, else with the words most like it by
+# trigram similarity (pg_trgm's GIN index): a known word costs one probe.
+_CANDIDATES = (
+    "SELECT w.asked, s.word, s.documents FROM unnest(%(words)s::text[]) AS w(asked) "
+    "CROSS JOIN LATERAL ("
+    "SELECT word, documents FROM search_searchword WHERE word = w.asked "
+    "UNION ALL (SELECT word, documents FROM search_searchword "
+    "WHERE word %% w.asked AND NOT EXISTS "
+    "(SELECT FROM search_searchword k WHERE k.word = w.asked) "
+    "ORDER BY similarity(word, w.asked) DESC LIMIT 40)) s"
+)
+
+
+def _unknown(words, rows) -> dict[str, list[tuple[str, int]]]:
+    """The words without a row of their own in ``_CANDIDATES``, with their rows."""
     known = {word for asked, word, _documents in rows if word == asked}
     found = {word: [] for word in words if word not in known}
     for asked, word, documents in rows:
@@ -214,14 +280,12 @@ def suggest(words: list[str], prefix: str, limit: int) -> list[tuple]:
         f"d.search_vector @@ {query}",
         SUGGEST_CANDIDATES,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {_COLUMNS} FROM ({candidates}) d "
-            f"ORDER BY ts_rank_cd(d.search_vector, {query}, 1) * {_PRIOR} DESC, d.id "
-            f"LIMIT %(limit)s",
-            {"query": " & ".join(terms), "limit": limit},
-        )
-        return cursor.fetchall()
+    return _prepared(
+        f"SELECT {_COLUMNS} FROM ({candidates}) d "
+        f"ORDER BY ts_rank_cd(d.search_vector, {query}, 1) * {_PRIOR} DESC, d.id "
+        f"LIMIT %(limit)s",
+        {"query": " & ".join(terms), "limit": limit},
+    )
 
 
 __all__ = ["KIND_STEP"]

@@ -100,9 +100,20 @@ def count(match: str, where: Where) -> dict[str, int]:
         return {_KINDS[digit]: number for digit, number in cursor.fetchall()}
 
 
-def matches(match: str, where: Where) -> TextMatches:
+def matches(
+    match: str, where: Where, shown: tuple[str, int, int] = ("", 0, 0), words=()
+) -> TextMatches:
+    """
+    The matches counted by kind; when there are none, which of ``words`` the index
+    lacks (``word_candidates`` finds words like them). The page comes from
+    ``page``: in process, a second query costs no round trip.
+    """
     counts = count(match, where)
-    return TextMatches(counts=counts, capped=sum(counts.values()) >= COUNT_LIMIT)
+    return TextMatches(
+        counts=counts,
+        capped=sum(counts.values()) >= COUNT_LIMIT,
+        unknown=_unknown_words(words) if words and not any(counts.values()) else None,
+    )
 
 
 def page(
@@ -172,7 +183,7 @@ def page(
     return [rows[found] for found in ids if found in rows]
 
 
-def unknown_words(words: list[str]) -> dict[str, None]:
+def _unknown_words(words: list[str]) -> dict[str, None]:
     """The words the index does not hold (``word_candidates`` finds their matches)."""
     with connection.cursor() as cursor:
         cursor.execute(
