@@ -366,7 +366,7 @@ def checkable(words: list[str]) -> list[str]:
     return [w for w in words if len(w) >= 4 and w.isalpha() and len(w) <= 40][:4]
 
 
-def corrections(unknown: dict) -> dict[str, str]:
+def corrections(unknown: dict[str, list | None]) -> dict[str, str]:
     """
     Real words from the index for the words it does not know: ``unknown`` is what
     the backend's ``matches`` found of the ``checkable`` words (each with candidate
@@ -508,13 +508,10 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
             retry = _text_part(
                 parsed, filters, sorted(seen), [fixed.get(w, w) for w in words]
             )
-            if retry:
-                retry.shown = _shown(filters.kind, before, offset, per_page)
-            retry_counts = retry.counts() if retry else {}
+            retry.shown = text.shown
+            retry_counts = retry.counts()
             if any(retry_counts.values()):
-                counted[-1 if text is not None else len(counted) :] = [
-                    (retry, retry_counts)
-                ]
+                counted[-1] = (retry, retry_counts)
                 totals = {kind: retry_counts.get(kind, 0) for kind in KINDS}
                 results.suggestion = _with_correction(parsed.text, fixed)
                 notices.append(f"Showing results for “{results.suggestion}”")
