@@ -101,10 +101,15 @@ def index_size():
 
 
 def query_mix(rng, per_class):
+    # In a fixed order, so that every run (on either backend) asks the same queries.
     code_rows = list(
-        SearchDocument.objects.exclude(kind="policy").values_list("system", "code")
+        SearchDocument.objects.exclude(kind="policy")
+        .order_by("id")
+        .values_list("system", "code")
     )
-    vocabulary = list(SearchWord.objects.values_list("word", flat=True))
+    vocabulary = list(
+        SearchWord.objects.order_by("word").values_list("word", flat=True)
+    )
     common = [w for w in WORDS if len(w) > 3]
     policies = list(Policy.objects.published().select_related("payer"))
     sample = rng.sample(code_rows, min(len(code_rows), per_class * 2))
