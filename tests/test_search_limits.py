@@ -162,18 +162,24 @@ def test_postgres_gin_indexes_keep_no_long_pending_list():
 def test_postgres_plans_a_search_once_per_connection(sample_data):
     # Parsing and planning were most of a search's time; the plan does not depend
     # on the words, so one serves them all. The ORM's queries stay unprepared.
+    def prepared():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT statement, generic_plans, custom_plans "
+                "FROM pg_prepared_statements"
+            )
+            return cursor.fetchall()
+
     for query in ("work hardening", "school", "work hardning", "aetna"):
         search(query)
     Code.objects.filter(code="97546").exists()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
-        )
-        prepared = cursor.fetchall()
-    assert prepared
-    assert all(statement.startswith("WITH matching") for statement, *_ in prepared)
-    assert sum(generic for _s, generic, _c in prepared) == 5
-    assert all(custom == 0 for *_s, custom in prepared)
+    texts = prepared()
+    assert all(statement.startswith("WITH matching") for statement, *_ in texts)
+    assert sum(generic for _s, generic, _c in texts) == 5
+    assert all(custom == 0 for *_s, custom in texts)
+    # A code's lookups: the code by its key, then the policies naming it.
+    search("S52.501A")
+    assert len(prepared()) == len(texts) + 2
 
 
 @postgres_only

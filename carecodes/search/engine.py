@@ -50,9 +50,8 @@ _SELECT = (
 def _rows(sql: str, params) -> list[dict]:
     # Raw SQL for the key lookups: each costs microseconds in the database, and
     # compiling the same query through the ORM costs about a millisecond.
-    with connection.cursor() as cursor:
-        cursor.execute(sql, list(params))
-        return [dict(zip(_FIELDS, row, strict=False)) for row in cursor.fetchall()]
+    rows = backend().fetch_rows(sql, list(params))
+    return [dict(zip(_FIELDS, row, strict=False)) for row in rows]
 
 
 def _marks(values) -> str:
@@ -164,15 +163,12 @@ class _Spans:
     def counts(self) -> dict[str, int]:
         sql, params = self._where()
         # The kind is a digit of the id, so the count reads the key index only.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id / {KIND_STEP}, count(*) FROM search_searchdocument "
-                f"WHERE {sql} GROUP BY 1",
-                params,
-            )
-            self._counts = {
-                _KIND_OF_DIGIT[digit]: number for digit, number in cursor.fetchall()
-            }
+        found = backend().fetch_rows(
+            f"SELECT id / {KIND_STEP}, count(*) FROM search_searchdocument "
+            f"WHERE {sql} GROUP BY 1",
+            params,
+        )
+        self._counts = {_KIND_OF_DIGIT[digit]: number for digit, number in found}
         return self._counts
 
     def fetch(self, kind: str, offset: int, limit: int) -> list[Hit]:
@@ -240,21 +236,19 @@ def _naming_policies(parsed: Parsed, filters: Filters, seen: set) -> _Listed:
         params += [system, key, key]
     # With each policy's index row, so the hits need no second query.
     columns = ", ".join(f"s.{name}" for name in _FIELDS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT g.policy_id, r.start_code, r.end_code, r.system, {columns} "
-            f"FROM {PolicyCode._meta.db_table} r "
-            f"JOIN {PolicyCodeGroup._meta.db_table} g ON g.id = r.group_id "
-            f"JOIN {Policy._meta.db_table} p ON p.id = g.policy_id "
-            f"JOIN search_searchdocument s ON s.id = %s + p.id "
-            f"WHERE p.status = %s AND ({' OR '.join(conditions)})",
-            [
-                document_id(KIND_POLICY, "", 0),
-                PublicationStatus.PUBLISHED,
-                *params,
-            ],
-        )
-        found = cursor.fetchall()
+    found = backend().fetch_rows(
+        f"SELECT g.policy_id, r.start_code, r.end_code, r.system, {columns} "
+        f"FROM {PolicyCode._meta.db_table} r "
+        f"JOIN {PolicyCodeGroup._meta.db_table} g ON g.id = r.group_id "
+        f"JOIN {Policy._meta.db_table} p ON p.id = g.policy_id "
+        f"JOIN search_searchdocument s ON s.id = %s + p.id "
+        f"WHERE p.status = %s AND ({' OR '.join(conditions)})",
+        [
+            document_id(KIND_POLICY, "", 0),
+            PublicationStatus.PUBLISHED,
+            *params,
+        ],
+    )
     documents = {row[0]: dict(zip(_FIELDS, row[4:], strict=True)) for row in found}
     listing = {}
     for policy_id, start, end, system, *_document in found:

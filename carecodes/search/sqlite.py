@@ -100,6 +100,13 @@ def count(match: str, where: Where) -> dict[str, int]:
         return {_KINDS[digit]: number for digit, number in cursor.fetchall()}
 
 
+def fetch_rows(sql: str, params) -> list[tuple]:
+    """The rows of one of the engine's key lookups."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def matches(
     match: str, where: Where, shown: tuple[str, int, int] = ("", 0, 0), words=()
 ) -> TextMatches:
