@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Q
 from django.utils.safestring import mark_safe
 
 from policies.models import Policy, PolicyCode, PolicyCodeGroup
@@ -30,7 +29,6 @@ from .models import (
     KIND_POLICY,
     KIND_STEP,
     KIND_WRITEUP,
-    SearchDocument,
     document_id,
 )
 from .query import Parsed, parse, words_in
@@ -548,15 +546,19 @@ def suggest(prefix: str, limit: int) -> list[Suggestion]:
             [*params, limit],
         )
     elif parsed.code_words and not parsed.words:
-        # A code typed half way ("975"), which no rule above reads as a prefix.
+        # A code typed half way ("975"), which no rule above reads as a prefix: in
+        # each code system, so the (system, sort_key) index seeks to it (without a
+        # system, SQLite walked the index: 10 ms against 0.06 ms at 100,000 rows).
         key = parsed.text.upper().replace(".", "")[:10]
-        found = list(
-            SearchDocument.objects.filter(
-                Q(sort_key__gte=key, sort_key__lt=key + codes.RANGE_END_MARK)
-            )
-            .exclude(kind=KIND_POLICY)
-            .order_by("system", "sort_key")
-            .values(*_FIELDS)[:limit]
+        sql, params = _span_condition(
+            [
+                (system.value, key, key + codes.RANGE_END_MARK, "")
+                for system in codes.System
+            ]
+        )
+        found = _rows(
+            f"{_SELECT} WHERE {sql} ORDER BY system, sort_key LIMIT %s",
+            [*params, limit],
         )
     if len(found) < limit:
         words = parsed.words[:-1] if not parsed.text.endswith(" ") else parsed.words
