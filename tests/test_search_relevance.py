@@ -91,6 +91,11 @@ def test_a_range_says_how_it_was_read(more_codes):
     assert results.notice == "Codes from 97545 to 97546"
 
 
+def test_a_prefix_of_two_code_systems_is_named_once(more_codes):
+    # "A0" starts HCPCS codes (A0021) and ICD-10-CM codes (A00.0) alike.
+    assert search("A0").notice == "Codes starting with A0"
+
+
 def test_a_policy_number_with_its_payer_is_not_read_as_a_code_prefix(more_codes):
     results = search("aetna 0198")
     assert results.total == 1

@@ -402,6 +402,11 @@ def _text_part(parsed, filters, exclude, words, checked=()) -> _Text | None:
     return _Text(match, filters, exclude, parsed.spans, checked=list(checked))
 
 
+def _span_labels(spans) -> str:
+    """Each span's label once: "A0" starts both HCPCS and ICD-10-CM codes."""
+    return ", ".join(dict.fromkeys(label for *_span, label in spans))
+
+
 def _size(counts: dict[str, int], kind: str) -> int:
     return counts.get(kind, 0) if kind else sum(counts.values())
 
@@ -470,11 +475,9 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
     if parsed.spans and not words and not parsed.phrases:
         spans_part = _Spans(parsed.spans, filters, sorted(seen), "Code in range")
         parts.append(spans_part)
-        notices.append("Codes " + ", ".join(span[3] for span in parsed.spans))
+        notices.append(f"Codes {_span_labels(parsed.spans)}")
     elif parsed.spans:
-        notices.append(
-            "Codes " + ", ".join(span[3] for span in parsed.spans) + " matching words"
-        )
+        notices.append(f"Codes {_span_labels(parsed.spans)} matching words")
     elif not found_structured:
         words += [word for word in parsed.code_words if word not in words]
 
