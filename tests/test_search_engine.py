@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from carecodes.search import Filters, search, suggest
 from carecodes.search.models import SearchDocument
-from policies.models import Policy
+from policies.models import Payer, Policy
 from procedures.models import Code, Procedure, PublicationStatus
 
 from .hostile_text import QUERIES
@@ -89,6 +89,46 @@ def test_drafts_never_appear(sample_data, django_capture_on_commit_callbacks):
         Procedure.objects.get().save()  # still published
     assert "/policies/aetna/0198/" not in urls(search("work hardening"))
     assert search("CPB 198").total == 0
+
+
+@pytest.fixture
+def second_payer(sample_data, django_capture_on_commit_callbacks):
+    """A draft policy on work hardening from a second payer."""
+    with django_capture_on_commit_callbacks(execute=True):
+        payer = Payer.objects.create(name="Cigna", slug="cigna")
+        return Policy.objects.create(
+            payer=payer, number="0123", title="Work hardening and conditioning"
+        )
+
+
+def test_publishing_a_draft_policy_makes_it_searchable_at_once(
+    second_payer, django_capture_on_commit_callbacks
+):
+    assert "/policies/cigna/0123/" not in urls(search("work hardening"))
+    with django_capture_on_commit_callbacks(execute=True):
+        second_payer.status = PublicationStatus.PUBLISHED
+        second_payer.save()
+    assert "/policies/cigna/0123/" in urls(search("work hardening"))
+
+
+def test_a_payer_filter_leaves_only_that_payers_policies(
+    second_payer, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        second_payer.status = PublicationStatus.PUBLISHED
+        second_payer.save()
+    assert urls(search("work hardening", Filters(payer="cigna"))) == [
+        "/policies/cigna/0123/"
+    ]
+    assert urls(search("work hardening", Filters(payer="aetna"))) == [
+        "/policies/aetna/0198/"
+    ]
+    # Codes and write-ups belong to no payer.
+    assert search("work hardening", Filters(payer="cigna")).counts == {
+        "code": 0,
+        "write-up": 0,
+        "policy": 1,
+    }
 
 
 def test_unpublishing_a_write_up_leaves_the_code_findable(
