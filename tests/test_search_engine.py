@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from carecodes.search import Filters, search, suggest
-from carecodes.search.models import SearchDocument
+from carecodes.search.models import SearchDocument, SearchWord
 from policies.models import Payer, Policy
 from procedures.models import Code, Procedure, PublicationStatus
 
@@ -188,11 +188,31 @@ def test_a_bulk_import_signal_indexes_the_codes(
     assert urls(search("isokinetic dynamometry")) == ["/codes/cpt/97750/"]
 
 
-def test_rebuilding_gives_the_same_index(sample_data):
+def test_rebuilding_gives_the_same_index(
+    sample_data, django_capture_on_commit_callbacks
+):
+    # After saves, edits and deletes, the documents and the word list (with each
+    # word's count of documents, which "did you mean" weighs) are what a rebuild
+    # makes of the same content.
+    with django_capture_on_commit_callbacks(execute=True):
+        Code.objects.create(system="cpt", code="99199", descriptor="Zymurgy xenial")
+        Code.objects.create(system="cpt", code="99198", descriptor="Zymurgy hardening")
+        Code.objects.get(code="99198").delete()
+        policy = Policy.objects.get()
+        policy.title = "Work hardening and zymurgy"
+        policy.save()
+        Procedure.objects.update(status=PublicationStatus.DRAFT)
+        Procedure.objects.get().save()
+
     def snapshot():
-        return list(SearchDocument.objects.order_by("id").values())
+        return (
+            list(SearchDocument.objects.order_by("id").values()),
+            list(SearchWord.objects.order_by("word").values_list("word", "documents")),
+        )
 
     before = snapshot()
+    assert ("zymurgy", 2) in before[1]
+    assert ("xenial", 1) in before[1]
     call_command("rebuild_search_index", verbosity=0)
     assert snapshot() == before
 

@@ -34,24 +34,58 @@ def _batches(ids: Iterable[int], size: int = BATCH_SIZE):
 
 
 def _write(using, kinds, object_ids, documents, vocabulary: Counter | None):
-    SearchDocument.objects.using(using).filter(
+    replaced = SearchDocument.objects.using(using).filter(
         kind__in=kinds, object_id__in=object_ids
-    ).delete()
+    )
+    # The word list counts the documents holding each word: those leaving and
+    # those arriving change it (a rebuild counts afresh into ``vocabulary``).
+    change = Counter()
+    if vocabulary is None:
+        for fields in replaced.values("text_b", "text_c", "text_d"):
+            change.subtract(document_words(fields))
+    replaced.delete()
     SearchDocument.objects.using(using).bulk_create(
         [SearchDocument(**fields) for fields in documents]
     )
-    words = set()
     for fields in documents:
-        found = document_words(fields)
-        words.update(found)
-        if vocabulary is not None:
-            vocabulary.update(found)
-    if vocabulary is None and words:
-        SearchWord.objects.using(using).bulk_create(
-            [SearchWord(word=word) for word in sorted(words)],
-            ignore_conflicts=True,
-            batch_size=BATCH_SIZE,
-        )
+        change.update(document_words(fields))
+    if vocabulary is not None:
+        vocabulary.update(change)
+    else:
+        _count_words(using, change)
+
+
+def _count_words(using, change: Counter) -> None:
+    """Add each word's change to its count of documents; a word in none leaves."""
+    table = SearchWord._meta.db_table
+    added = sorted((word, number) for word, number in change.items() if number > 0)
+    removed = {}
+    for word, number in sorted(change.items()):
+        if number < 0:
+            removed.setdefault(-number, []).append(word)
+    with connections[using].cursor() as cursor:
+        for start in range(0, len(added), 500):
+            rows = added[start : start + 500]
+            cursor.execute(
+                f"INSERT INTO {table} (word, documents) VALUES "
+                f"{', '.join(['(%s, %s)'] * len(rows))} ON CONFLICT (word) "
+                f"DO UPDATE SET documents = {table}.documents + excluded.documents",
+                [value for row in rows for value in row],
+            )
+        for number, words in removed.items():
+            for start in range(0, len(words), 500):
+                chunk = words[start : start + 500]
+                marks = ", ".join(["%s"] * len(chunk))
+                # Never below none: a word list from before exact counting may be low.
+                cursor.execute(
+                    f"UPDATE {table} SET documents = CASE WHEN documents > %s "
+                    f"THEN documents - %s ELSE 0 END WHERE word IN ({marks})",
+                    [number, number, *chunk],
+                )
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE documents = 0 AND word IN ({marks})",
+                    chunk,
+                )
 
 
 def reindex_codes(ids, *, using="default", vocabulary: Counter | None = None) -> int:

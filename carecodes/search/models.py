@@ -89,13 +89,12 @@ class SearchWord(models.Model):
     A word that occurs in the index, as written (lower case, without accents).
 
     The "did you mean" vocabulary: a misspelt word is compared with these, never with
-    stems, so the correction is a real word. Saving a document adds its new words;
-    words of deleted documents stay until the next rebuild (a correction is only
-    offered when it finds something).
+    stems, so the correction is a real word. Every write of the index keeps the
+    counts exact, as a rebuild would make them: a word in no document leaves.
     """
 
     word = models.CharField(max_length=60, unique=True)
-    # Documents holding the word when the index was last rebuilt; new words start at 1.
+    # Documents holding the word (the commoner of two equally close words wins).
     documents = models.PositiveIntegerField(default=1)
 
     class Meta:
