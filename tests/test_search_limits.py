@@ -4,13 +4,15 @@ a person sees stays whole and stable. The bounds are made small here so that a f
 codes stand in for the 39,000 matches of "encounter".
 """
 
+import itertools
+
 import pytest
 from django.db import connection
 from hypothesis import given
 from hypothesis import strategies as st
 
 from carecodes.search import search
-from carecodes.search.engine import _edit_distance, backend
+from carecodes.search.engine import _edit_distance, _one_edit_away, backend
 from procedures.models import Code
 
 pytestmark = pytest.mark.django_db
@@ -118,6 +120,19 @@ def osa(a, b):
 @given(st.text("abcde", max_size=9), st.text("abcde", max_size=9), st.integers(0, 3))
 def test_the_bounded_edit_distance_stops_early_without_changing_the_answer(a, b, bound):
     assert _edit_distance(a, b, bound) == min(osa(a, b), bound + 1)
+
+
+@given(st.text("abc", min_size=1, max_size=4))
+def test_one_edit_away_lists_exactly_the_words_at_one_edit(word):
+    near = set(_one_edit_away(word))
+    assert all(osa(word, other) == 1 for other in near)
+    # Complete over a small alphabet: every string there at one edit is listed.
+    others = {
+        "".join(letters)
+        for size in range(len(word) - 1, len(word) + 2)
+        for letters in itertools.product("abc", repeat=size)
+    }
+    assert {other for other in others if osa(word, other) == 1} <= near
 
 
 @postgres_only

@@ -85,6 +85,13 @@ def test_a_misspelling_offers_the_real_words(more_codes):
     assert results.total == 3
 
 
+def test_a_short_word_with_two_letters_swapped_is_corrected(more_codes):
+    # "wrok" shares no trigram with "work": it is found one edit away.
+    results = search("wrok hardening")
+    assert results.suggestion == "work hardening"
+    assert results.total == 3
+
+
 def test_a_range_says_how_it_was_read(more_codes):
     results = search("97545-97546")
     assert [hit.code for hit in results.hits] == ["97545", "97546"]

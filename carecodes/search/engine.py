@@ -11,6 +11,7 @@ page is cut from the parts in that order.
 
 import html
 import math
+import string
 from dataclasses import dataclass, field
 
 from django.db import connection
@@ -36,6 +37,8 @@ from .query import Parsed, parse, words_in
 _FIELDS = ("id", "kind", "system", "code", "payer", "title", "detail", "url")
 _KIND_OF_DIGIT = {digit: kind for kind, digit in KIND_DIGITS.items()}
 MAX_NUMBERS = 8
+# Words this long or shorter are corrected by one edit, longer ones by up to two.
+SHORT_WORD = 5
 # Further than any search's last page (which is shown instead), and an offset that
 # SQL takes as a number.
 MAX_PAGE = 10_000_000
@@ -364,21 +367,45 @@ def corrections(unknown: dict[str, list | None]) -> dict[str, str]:
     the backend's ``matches`` found of the ``checkable`` words (each with candidate
     words, or None where ``word_candidates`` must find them).
     """
-    engine = backend()
     found = {}
     for word, prefetched in unknown.items():
-        allowed = 1 if len(word) <= 5 else 2
-        passes = (
-            [prefetched]
-            if prefetched is not None
-            else (engine.word_candidates(word, broad=broad) for broad in (False, True))
-        )
-        for candidates in passes:
+        allowed = 1 if len(word) <= SHORT_WORD else 2
+        for candidates in _candidates(word, prefetched):
             closest = _closest(word, candidates, allowed)
             if closest:
                 found[word] = closest
                 break
     return found
+
+
+def _candidates(word: str, prefetched):
+    """Lists of (word, documents) to correct ``word`` from, nearest means first."""
+    if prefetched is not None:
+        yield prefetched
+    else:
+        engine = backend()
+        yield engine.word_candidates(word, broad=False)
+        yield engine.word_candidates(word, broad=True)
+    if len(word) <= SHORT_WORD:
+        # One typo can spoil every trigram of a short word ("wrok" shares none with
+        # "work"), so the words one edit away are looked up as they are.
+        near = _one_edit_away(word)
+        yield backend().fetch_rows(
+            "SELECT word, documents FROM search_searchword "
+            f"WHERE word IN ({_marks(near)})",
+            near,
+        )
+
+
+def _one_edit_away(word: str) -> list[str]:
+    """Every string one deletion, swap, change or insertion (a to z) from ``word``."""
+    letters = string.ascii_lowercase
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    near = {head + tail[1:] for head, tail in splits if tail}
+    near |= {head + tail[1] + tail[0] + tail[2:] for head, tail in splits[:-2]}
+    near |= {head + c + tail[1:] for head, tail in splits if tail for c in letters}
+    near |= {head + c + tail for head, tail in splits for c in letters}
+    return sorted(near - {word})
 
 
 def _closest(word: str, candidates, allowed: int) -> str | None:
