@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install check lint format test-sqlite test-postgres superuser clean
+.PHONY: run test install check lint format test-sqlite test-postgres superuser clean chromium
 
 install: $(STAMP)
 
@@ -63,7 +63,23 @@ test-sqlite: install .secret_key
 test-postgres: install .secret_key
 	@scripts/test-postgres $(PY)
 
-test: check lint test-sqlite test-postgres
+# Browser tests drive Debian's Chromium (tests/browser/); Playwright never downloads one.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "The browser tests need Chromium at $(CHROMIUM): run 'make chromium' as root" \
+				"(apt-get install chromium)." >&2; exit 1; \
+		fi; \
+		echo "Installing Debian's chromium for the browser tests"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq chromium >/dev/null \
+			|| { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+			|| { echo "Could not install chromium with apt-get." >&2; exit 1; }; \
+	fi
+
+test: check lint chromium test-sqlite test-postgres
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
