@@ -1,5 +1,7 @@
 """The search engine's contract, run on whichever backend the test database uses."""
 
+import io
+
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -215,6 +217,27 @@ def test_rebuilding_gives_the_same_index(
     assert ("xenial", 1) in before[1]
     call_command("rebuild_search_index", verbosity=0)
     assert snapshot() == before
+
+
+def test_rebuilding_shows_its_progress(sample_data):
+    out = io.StringIO()
+    call_command("rebuild_search_index", stdout=out)
+    total = Code.objects.count() + Policy.objects.published().count()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"[{'-' * 30}] 0/{total:,}"
+    assert lines[1] == f"[{'#' * 30}] {total:,}/{total:,}"
+    assert lines[2].startswith(f"Indexed {SearchDocument.objects.count():,} documents")
+
+
+def test_accents_do_not_matter(sample_data, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        Code.objects.create(
+            system="icd-10-cm",
+            code="M35.00",
+            descriptor="Sjögren syndrome, unspecified",
+        )
+    assert "/codes/icd-10-cm/M35.00/" in urls(search("sjogren"))
+    assert "/codes/icd-10-cm/M35.00/" in urls(search("Sjögren syndrome"))
 
 
 def test_a_text_search_costs_a_fixed_number_of_queries(
