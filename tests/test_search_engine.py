@@ -219,6 +219,20 @@ def test_rebuilding_gives_the_same_index(
     assert snapshot() == before
 
 
+def test_a_long_texts_snippet_marks_the_words_found_deep_in_it(sample_data):
+    # "Depression" first appears 1,600 characters into the policy: the snippet is
+    # cut from there (PostgreSQL parses an excerpt, not the whole policy).
+    policy = next(hit for hit in search("depression").hits if hit.kind == "policy")
+    assert "<mark>depression</mark>" in policy.snippet.lower()
+    # An excerpt may hold one word of the query and not the others: it is marked.
+    writeup = next(
+        hit
+        for hit in search("functional capacity evaluation").hits
+        if hit.kind == "write-up"
+    )
+    assert "<mark>functional</mark>" in writeup.snippet
+
+
 def test_rebuilding_shows_its_progress(sample_data):
     out = io.StringIO()
     call_command("rebuild_search_index", stdout=out)
