@@ -184,9 +184,8 @@ def _ranked(
     query text reaches the planner only through a subquery (``_QUERY``), so it cannot
     choose a sequential scan instead: for a word clustered late in the table
     ("fracture"), the first 1,000 matches took a scan of 50,000 rows (29 ms) against
-    5 ms through the bitmap.
-    Ranking, counting and the page stay in the database: fetching 500 scored rows
-    into Python cost ~0.4 ms more.
+    5 ms through the bitmap. Ranking, counting and the page stay in the database:
+    fetching 500 scored rows into Python cost ~0.4 ms more.
     """
     condition = f"d.search_vector @@ {_QUERY}{where.clause()}"
     # ts_rank would cost a third (0.4 against 1.1 ms for 284 rows), but it scores
