@@ -198,6 +198,24 @@ def test_postgres_plans_a_search_once_per_connection(sample_data):
 
 
 @postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_postgres_rebuild_leaves_every_row_marked_visible(sample_data):
+    # VACUUM after the rebuild, so that the first searches do not mark the new rows
+    # as seen by all, page by page.
+    from carecodes.search.indexing import rebuild
+
+    rebuild()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relpages, relallvisible FROM pg_class "
+            "WHERE relname = 'search_searchdocument'"
+        )
+        pages, visible = cursor.fetchone()
+    assert pages > 0
+    assert visible == pages
+
+
+@postgres_only
 def test_postgres_indexes_pages_and_codes_apart_at_the_first_code_id():
     # Each branch of postgres.matches reads only its own kind's index entries.
     from carecodes.search.postgres import CODES_FROM

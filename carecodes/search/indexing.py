@@ -189,8 +189,15 @@ def optimize(using="default"):
             # Rows written in bulk wait in the GIN pending list, which every search
             # then reads linearly; and the planner needs the new statistics.
             cursor.execute("SELECT gin_clean_pending_list('search_code_vector_idx')")
-            cursor.execute("ANALYZE search_searchdocument")
-            cursor.execute("ANALYZE search_searchword")
+            if connection.in_atomic_block:
+                cursor.execute("ANALYZE search_searchdocument, search_searchword")
+            else:
+                # VACUUM (outside a transaction only) also marks the new rows as
+                # seen by all: otherwise the first searches do it, page by page
+                # (a misspelling's median was ~0.5 ms slower after a rebuild).
+                cursor.execute(
+                    "VACUUM (ANALYZE) search_searchdocument, search_searchword"
+                )
     elif connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             cursor.execute("INSERT INTO search_fts(search_fts) VALUES ('optimize')")
