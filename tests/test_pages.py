@@ -129,8 +129,8 @@ def test_the_500_page_renders_without_a_request(client):
         ("/payers/aetna/", 2),
         ("/sections/cpt/physical-medicine-and-rehabilitation/", 4),
         ("/sections/icd-10-cm/chapter-21/", 2),
-        # The engine's queries (SQLite: count, rank, page; PostgreSQL counts and
-        # scores in one, then the page) plus the payer filter's choices.
+        # The engine's queries (SQLite: count, rank, page; PostgreSQL all three in
+        # one) plus the payer filter's choices.
         ("/search/?q=work+hardening", {"sqlite": 4, "postgresql": 2}),
         # The engine looks up the code, then the policies naming it, before the
         # redirect.

@@ -13,5 +13,6 @@ class TextMatches:
     # returns them, read in the same query, and that page's (kind, offset, limit).
     shown: list[tuple] = field(default_factory=list)
     window: tuple[str, int, int] | None = None
-    # PostgreSQL, when nothing matched: the words the index lacks, with candidates.
+    # When nothing matched: the words the index lacks, each with candidate words
+    # (PostgreSQL) or None (SQLite: its ``word_candidates`` finds them).
     unknown: dict[str, list[tuple[str, int]]] | None = None

@@ -30,6 +30,7 @@ def browser():
     # Playwright's synchronous API runs an event loop under the test code; the
     # fixtures' database calls stay synchronous, so Django may make them. Only for
     # this module's tests: the browser closes with the module.
+    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:
@@ -37,7 +38,10 @@ def browser():
             yield launched
             launched.close()
     finally:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        if before is None:
+            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 @pytest.fixture
