@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install check lint format test-sqlite test-postgres superuser clean chromium
+.PHONY: run test install check lint format test-sqlite test-postgres superuser clean chromium \
+	browser-tools
 
 install: $(STAMP)
 
@@ -79,7 +80,21 @@ chromium:
 			|| { echo "Could not install chromium with apt-get." >&2; exit 1; }; \
 	fi
 
-test: check lint chromium test-sqlite test-postgres
+# The checkers the browser tests run: axe-core and the Nu HTML Checker (vnu.jar, run
+# with Java), pinned in package-lock.json. --ignore-scripts: vnu-jar's install script
+# would fetch a Java of its own; the machine's is used instead.
+NODE_TOOLS := node_modules/.installed-stamp
+browser-tools: chromium $(NODE_TOOLS)
+	@command -v java >/dev/null || { echo "The HTML checker needs Java 11 or newer" \
+		"(apt-get install default-jre-headless)." >&2; exit 1; }
+
+$(NODE_TOOLS): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "The browser tests need npm (Node.js)" \
+		"to install axe-core and vnu-jar." >&2; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: check lint browser-tools test-sqlite test-postgres
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules staticfiles .pytest_cache .ruff_cache

@@ -1,10 +1,7 @@
 from django.contrib import admin
-from django.contrib.sitemaps import views as sitemap_views
 from django.urls import include, path
-from django.views.decorators.cache import cache_page
 
-from . import views
-from .sitemaps import SITEMAPS
+from . import sitemaps, views
 
 handler404 = "carecodes.views.page_not_found"
 
@@ -18,18 +15,8 @@ urlpatterns = [
     path("search/suggest/", views.search_suggest, name="search_suggest"),
     path("robots.txt", views.robots_txt, name="robots_txt"),
     path("favicon.ico", views.favicon),
-    path(
-        "sitemap.xml",
-        cache_page(3600)(sitemap_views.index),
-        {"sitemaps": SITEMAPS, "sitemap_url_name": "sitemap_section"},
-        name="sitemap",
-    ),
-    path(
-        "sitemap-<section>.xml",
-        cache_page(3600)(sitemap_views.sitemap),
-        {"sitemaps": SITEMAPS},
-        name="sitemap_section",
-    ),
+    path("sitemap.xml", sitemaps.index, name="sitemap"),
+    path("sitemap-<section>.xml", sitemaps.sitemap, name="sitemap_section"),
     # django-markdownx's own views answer anyone; these answer staff only.
     path(
         "markdownx/markdownify/",

@@ -208,6 +208,7 @@ def search_suggest(request):
 def robots_txt(request):
     lines = [
         "User-agent: *",
+        "Allow: /",
         "Disallow: /admin/",
         "Disallow: /search/",
         "Disallow: /markdownx/",

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from lxml import etree, html
+from lxml import html
 
 pytestmark = pytest.mark.django_db
 
@@ -80,30 +80,6 @@ def test_a_chapter_page_lists_its_blocks(client, sample_data):
     tree = html.fromstring(response.content)
     names = " ".join(tree.xpath("//main")[0].text_content().split())
     assert "Injuries to the elbow and forearm" in names
-
-
-def test_robots_txt_keeps_crawlers_out_of_admin_and_names_the_sitemap(client):
-    response = client.get("/robots.txt")
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/plain")
-    lines = response.content.decode().splitlines()
-    assert "Disallow: /admin/" in lines
-    assert "Sitemap: http://testserver/sitemap.xml" in lines
-
-
-def test_the_sitemap_lists_codes_and_policies_with_lastmod(client, sample_data):
-    index = etree.fromstring(client.get("/sitemap.xml").content)
-    ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
-    parts = index.xpath("//s:sitemap/s:loc/text()", namespaces=ns)
-    urls = []
-    for part in parts:
-        path = part.replace("http://testserver", "")
-        sitemap = etree.fromstring(client.get(path).content)
-        urls += sitemap.xpath("//s:url/s:loc/text()", namespaces=ns)
-        if "codes" in path or "policies" in path:
-            assert sitemap.xpath("//s:url/s:lastmod", namespaces=ns)
-    assert "http://testserver/codes/cpt/97546/" in urls
-    assert "http://testserver/policies/aetna/0198/" in urls
 
 
 def test_error_pages_look_like_the_site(client, sample_data):
