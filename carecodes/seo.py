@@ -68,6 +68,16 @@ def collection_page(request, name: str, path: str, crumbs=None) -> dict:
     return page
 
 
+def search_results_page(request, crumbs) -> dict:
+    return {
+        "@context": "https://schema.org",
+        "@type": "SearchResultsPage",
+        "name": "Search results",
+        "url": canonical_url(request, request.path),
+        "breadcrumb": breadcrumb_list(request, crumbs),
+    }
+
+
 def website(request, name: str) -> dict:
     """The site itself, with the search box search engines may offer in results."""
     return {
@@ -95,7 +105,33 @@ def medical_code(code) -> dict:
     }
 
 
+# MedicalProcedure properties filled from write-up sections, when they have text.
+PROCEDURE_PROPERTIES = {
+    "howPerformed": "procedure_description",
+    "preparation": "preparation",
+    "followup": "recovery",
+}
+
+
+def medical_procedure(procedure, code) -> dict:
+    about = {
+        "@type": "MedicalProcedure",
+        "name": procedure.title,
+        "description": plain_text(procedure.html["summary"]),
+        "code": medical_code(code),
+    }
+    for prop, field in PROCEDURE_PROPERTIES.items():
+        if text := plain_text(procedure.html.get(field, "")):
+            about[prop] = Truncator(text).chars(500, truncate="…")
+    return about
+
+
 def code_page(request, code, procedure, crumbs) -> dict:
+    """
+    A MedicalWebPage about the procedure a write-up explains, for patients; or,
+    without a write-up, about the code itself, whose official wording is for
+    clinicians.
+    """
     url = canonical_url(request, code.get_absolute_url())
     page = {
         "@context": "https://schema.org",
@@ -104,16 +140,14 @@ def code_page(request, code, procedure, crumbs) -> dict:
         "url": url,
         "name": procedure.title if procedure else f"{code.code}: {code.descriptor}",
         "inLanguage": "en",
-        "audience": {"@type": "MedicalAudience", "audienceType": "Patient"},
+        "audience": {
+            "@type": "MedicalAudience",
+            "audienceType": "Patient" if procedure else "Clinician",
+        },
         "breadcrumb": breadcrumb_list(request, crumbs),
     }
     if procedure:
-        page["about"] = {
-            "@type": "MedicalProcedure",
-            "name": procedure.title,
-            "description": plain_text(procedure.html["summary"]),
-            "code": medical_code(code),
-        }
+        page["about"] = medical_procedure(procedure, code)
         if procedure.reviewed_on:
             page["lastReviewed"] = procedure.reviewed_on.isoformat()
         if procedure.reviewed_by:

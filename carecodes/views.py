@@ -1,7 +1,9 @@
 import functools
+import re
 from functools import wraps
 
 from django import forms
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import (
     HttpResponse,
@@ -19,6 +21,7 @@ from policies.models import Payer
 from procedures.models import CodeSystem
 
 from . import search as search_engine
+from . import seo
 from .errors import NotFound
 from .markdown import render_markdown
 
@@ -27,15 +30,40 @@ MAX_QUERY_LENGTH = search_engine.MAX_QUERY_LENGTH
 MIN_SUGGEST_LENGTH = 2
 SUGGEST_LIMIT = 10
 RESULTS_PER_PAGE = 20
+NOT_FOUND_SUGGESTIONS = 6
 # Far past any real result list; stops absurd numbers before they reach an OFFSET.
 MAX_PAGE = 100_000
 
 KIND_CHOICES = [("code", "Codes"), ("write-up", "Write-ups"), ("policy", "Policies")]
 
 
+# The last part of a missing address, read as search words ("work-hardening").
+_ADDRESS_WORDS = re.compile(r"[^\w.]+")
+
+
 def page_not_found(request, exception):
-    message = str(exception) if isinstance(exception, NotFound) else ""
-    return render(request, "404.html", {"message": message}, status=404)
+    """A 404 that offers a search for what the address names, and pages it may mean."""
+    message, suggestions = "", []
+    if isinstance(exception, NotFound):
+        message, suggestions = str(exception), exception.suggestions
+    parts = [part for part in request.path.split("/") if part]
+    words = _ADDRESS_WORDS.sub(" ", parts[-1]).strip()[:60] if parts else ""
+    if words and not suggestions:
+        suggestions = [
+            (item.label, item.url)
+            for item in search_engine.suggest(words, NOT_FOUND_SUGGESTIONS)
+        ]
+    context = {
+        "message": message,
+        "suggestions": suggestions,
+        "guess": words,
+        "og_title": "Page not found",
+        "description": (
+            f"This page was not found on {settings.SITE_NAME}. Search for a code, a "
+            "procedure or a payer policy instead."
+        ),
+    }
+    return render(request, "404.html", context, status=404)
 
 
 def payer_choices():
@@ -158,11 +186,30 @@ def results_context(form: SearchForm, results: search_engine.Results | None) -> 
     return context
 
 
+def search_page(request) -> dict:
+    """What every search page shows search engines and previews (it is not indexed)."""
+    crumbs = [("Home", "/"), ("Search", request.path)]
+    return {
+        "crumbs": crumbs,
+        "og_title": f"Search {settings.SITE_NAME}",
+        "description": (
+            "Search CPT, HCPCS and ICD-10-CM codes, plain-language procedure "
+            f"write-ups and payer policies on {settings.SITE_NAME}."
+        ),
+        "json_ld": seo.search_results_page(request, crumbs),
+    }
+
+
 @require_GET
 def search(request):
     form = SearchForm(request.GET)
     if not form.is_valid():
-        return render(request, "search/results.html", {"form": form}, status=400)
+        return render(
+            request,
+            "search/results.html",
+            {"form": form, **search_page(request)},
+            status=400,
+        )
     query, filters = form.cleaned_data["q"], form.filters()
     results = None
     if query:
@@ -172,7 +219,11 @@ def search(request):
         # A code typed alone means "show me that code"; with filters it is a search.
         if results.exact is not None and filters == search_engine.Filters():
             return redirect(results.exact)
-    return render(request, "search/results.html", results_context(form, results))
+    return render(
+        request,
+        "search/results.html",
+        {**results_context(form, results), **search_page(request)},
+    )
 
 
 @require_GET

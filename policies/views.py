@@ -1,5 +1,6 @@
+from django.conf import settings
 from django.db.models import Q
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 
 from carecodes import seo
 from procedures.models import Code
@@ -8,6 +9,8 @@ from .models import Payer, Policy
 
 
 def payer_detail(request, payer):
+    if payer != payer.lower():
+        return redirect("policies:payer", payer=payer.lower(), permanent=True)
     payer = get_object_or_404(Payer, slug=payer)
     policies = payer.policies.published().order_by("number")
     crumbs = [("Home", "/"), (payer.name, payer.get_absolute_url())]
@@ -18,6 +21,12 @@ def payer_detail(request, payer):
             "payer": payer,
             "policies": policies,
             "crumbs": crumbs,
+            "og_title": f"{payer.name} medical policies",
+            "description": (
+                f"The {payer.name} medical and coverage policies on "
+                f"{settings.SITE_NAME}, with the procedure and diagnosis codes each "
+                "one names."
+            ),
             "json_ld": seo.collection_page(
                 request,
                 f"{payer.name} medical policies",
@@ -29,6 +38,10 @@ def payer_detail(request, payer):
 
 
 def policy_detail(request, payer, number):
+    if payer != payer.lower():
+        return redirect(
+            "policies:policy", payer=payer.lower(), number=number, permanent=True
+        )
     policy = get_object_or_404(
         Policy.objects.published()
         .select_related("payer")
@@ -56,6 +69,7 @@ def policy_detail(request, payer, number):
             "groups": groups,
             "related": related,
             "crumbs": crumbs,
+            "og_title": f"{policy.payer.name} {policy.number}: {policy.title}",
             "description": seo.meta_description(
                 f"{policy.payer.name} policy {policy.number}, {policy.title}:",
                 policy.html["scope"],

@@ -38,6 +38,13 @@ def home(request):
         {
             "recent": recent,
             "sections": sections,
+            "og_title": (
+                f"{settings.SITE_NAME}: medical codes explained in plain language"
+            ),
+            "description": (
+                "Look up a CPT, HCPCS or ICD-10-CM code and read what the procedure "
+                "involves in plain language, and which payer policies name it."
+            ),
             "json_ld": seo.website(request, settings.SITE_NAME),
         },
     )
@@ -46,14 +53,22 @@ def home(request):
 def code_index(request):
     writeups = Procedure.objects.published().select_related("code").order_by("title")
     sections = CodeSection.objects.filter(parent=None)
+    crumbs = [("Home", "/"), ("Browse codes", request.path)]
     return render(
         request,
         "procedures/code_index.html",
         {
             "writeups": writeups,
             "sections": sections,
+            "crumbs": crumbs,
+            "og_title": "Browse medical codes and write-ups A–Z",
+            "description": (
+                f"Every plain-language procedure write-up on {settings.SITE_NAME} "
+                "from A to Z, and the CPT, HCPCS and ICD-10-CM sections you can "
+                "browse."
+            ),
             "json_ld": seo.collection_page(
-                request, "Medical code write-ups A–Z", request.path
+                request, "Medical code write-ups A–Z", request.path, crumbs
             ),
         },
     )
@@ -79,9 +94,22 @@ def code_page_target(system, code, url_name, *related):
     if found is None:
         raise NotFound(
             f"{codes.SYSTEM_LABELS[codes.System(system)]} {canonical[1]} is a valid "
-            "code, but it is not on this site yet."
+            "code, but it is not on this site yet.",
+            suggestions=[
+                (f"{near.code}: {near.descriptor}", near.get_absolute_url())
+                for near in codes_around(system, canonical[1])
+            ],
         )
     return found
+
+
+def codes_around(system: str, code: str):
+    """The codes on this site either side of where ``code`` would sort."""
+    key = codes.sort_key(codes.System(system), code)
+    nearby = Code.objects.filter(system=system).only("system", "code", "descriptor")
+    before = nearby.filter(sort_key__lt=key).order_by("-sort_key")
+    after = nearby.filter(sort_key__gt=key).order_by("sort_key")
+    return [*reversed(before[:NEIGHBOURS]), *after[:NEIGHBOURS]]
 
 
 def code_detail(request, system, code):
@@ -112,6 +140,8 @@ def code_detail(request, system, code):
         "official_notes": official_notes(code),
         "similar_top": list(similar.stored_for(code)[: similar.TOP_ON_CODE_PAGE]),
         "description": code_description(code, procedure),
+        "og_title": f"{code.get_system_display()} {code.code}: "
+        + (procedure.title if procedure else code.descriptor),
         "shows_cpt": code.system == codes.System.CPT,
         "json_ld": seo.code_page(request, code, procedure, crumbs),
     }
@@ -143,6 +173,7 @@ def similar_codes(request, system, code):
             "crumbs": crumbs,
             "shows_cpt": code.system == codes.System.CPT
             or any(entry.similar.system == codes.System.CPT for entry in entries),
+            "og_title": f"Codes similar to {label}",
             "description": seo.meta_description(
                 f"Codes similar to {label} ({code.descriptor}):",
                 "related codes from the same family, the same payer policies and "
@@ -222,6 +253,9 @@ def section_detail(request, system, slug):
             orphans=10,
         ).get_page(request.GET.get("page"))
     crumbs = breadcrumbs_for(section)
+    section_range = (
+        f"{section.get_system_display()} {section.start_code}–{section.end_code}"
+    )
     return render(
         request,
         "procedures/section_detail.html",
@@ -231,6 +265,12 @@ def section_detail(request, system, slug):
             "page": page,
             "crumbs": crumbs,
             "shows_cpt": section.system == codes.System.CPT,
+            "og_title": f"{section.name} ({section_range})",
+            "description": seo.meta_description(
+                f"{section.get_system_display()} codes {section.start_code} to "
+                f"{section.end_code}: {section.name}.",
+                "Browse the codes and their plain-language write-ups.",
+            ),
             "json_ld": seo.collection_page(
                 request, section.name, section.get_absolute_url(), crumbs
             ),
