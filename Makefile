@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test install check lint format test-sqlite test-postgres superuser clean chromium \
-	browser-tools
+	browser-tools lighthouse
 
 install: $(STAMP)
 
@@ -95,6 +95,11 @@ $(NODE_TOOLS): package.json package-lock.json
 	@touch $@
 
 test: check lint browser-tools test-sqlite test-postgres
+
+# Lighthouse scores for the code, policy and search pages (not part of `make test`).
+lighthouse: install chromium
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefix bench
+	$(PY) bench/lighthouse.py
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles .pytest_cache .ruff_cache

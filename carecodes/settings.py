@@ -96,6 +96,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "carecodes.middleware.RejectNulMiddleware",
+    # Compresses pages (WhiteNoise serves static files compressed already); above
+    # ConditionalGetMiddleware, so the ETag is taken from the page itself. Django's
+    # gzip pads its output against BREACH.
+    "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.http.ConditionalGetMiddleware",

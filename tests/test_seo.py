@@ -269,6 +269,17 @@ def test_a_missing_page_with_nothing_to_suggest_still_offers_search(
     assert not tree.xpath("//section[@class='not-found-suggestions']")
 
 
+def test_pages_travel_compressed_and_still_answer_not_modified(client, sample_data):
+    first = client.get("/policies/aetna/0198/", headers={"accept-encoding": "gzip"})
+    assert first["Content-Encoding"] == "gzip"
+    assert len(first.content) < len(client.get("/policies/aetna/0198/").content) / 3
+    again = client.get(
+        "/policies/aetna/0198/",
+        headers={"accept-encoding": "gzip", "if-none-match": first["ETag"]},
+    )
+    assert again.status_code == 304
+
+
 @pytest.mark.parametrize("address", PUBLIC_PAGES)
 def test_a_browser_asking_again_gets_not_modified(client, sample_data, address):
     first = client.get(address)

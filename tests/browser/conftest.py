@@ -5,9 +5,20 @@ installs Chromium first (``make chromium``).
 """
 
 import os
+import re
+import threading
+import time
+from pathlib import Path
 
 import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer
+from django.test.testcases import LiveServerThread
 from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+# Screenshots and print-outs for people to look at, one folder per test run.
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # The flags that work on this project's machines (no sandbox, GPU or network extras).
@@ -21,6 +32,36 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+class OneRequestAtATime(ThreadedWSGIServer):
+    """
+    The live server, answering one request at a time.
+
+    With SQLite in memory, every server thread shares the test's one connection, and
+    one sqlite3 connection is not safe to use from several threads at once. The
+    admin's editors ask for 13 previews as the page opens. Once, a whole error page
+    showed inside a preview; 200 concurrent previews did not bring it back, so this
+    is a guard against the likely cause, not a proven fix.
+    """
+
+    lock = threading.Lock()
+
+    def set_app(self, application):
+        def one_at_a_time(environ, start_response):
+            with self.lock:
+                return application(environ, start_response)
+
+        super().set_app(one_at_a_time)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _serialised_live_server():
+    # Before pytest-django starts its session-wide live server.
+    before = LiveServerThread.server_class
+    LiveServerThread.server_class = OneRequestAtATime
+    yield
+    LiveServerThread.server_class = before
 
 
 @pytest.fixture(scope="module")
@@ -49,5 +90,84 @@ def page(browser, live_server, sample_data):
     """A fresh browser tab on the live site, which holds the sample data."""
     context = browser.new_context(base_url=live_server.url)
     tab = context.new_page()
+    failures = []
+    tab.on(
+        "response",
+        lambda response: (
+            response.status >= 500
+            and failures.append(
+                f"{response.status} {response.request.method} {response.url}"
+            )
+        ),
+    )
     yield tab
     context.close()
+    assert not failures, f"The site answered with a server error: {failures}"
+
+
+@pytest.fixture(scope="session")
+def run_folder():
+    """This test run's folder of screenshots: test-artifacts/browser/<start time>/."""
+    folder = ARTIFACTS / time.strftime("%Y%m%d-%H%M%S")
+    folder = folder.with_name(f"{folder.name}-{os.getpid()}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def shoot(request, run_folder):
+    """shoot(page, "name"): a full-page screenshot, named by the test and step."""
+    test = re.sub(r"[^\w-]+", "-", request.node.name).strip("-")
+    taken = []
+
+    def take(page, name):
+        taken.append(name)
+        path = run_folder / f"{test}--{len(taken):02d}-{name}.png"
+        page.screenshot(path=path, full_page=True)
+        return path
+
+    return take
+
+
+@pytest.fixture(scope="session")
+def axe_source():
+    if not AXE.exists():
+        pytest.fail(f"No axe-core at {AXE}: run `make browser-tools` (npm ci).")
+    return AXE.read_text()
+
+
+@pytest.fixture
+def axe(axe_source):
+    """axe(page, impacts) -> the axe-core violations on the page, of those impacts."""
+
+    def run(page, impacts=("minor", "moderate", "serious", "critical")):
+        # Evaluated through the DevTools protocol, which the page's CSP does not
+        # govern, so the site needs no exception for the checker.
+        page.evaluate(axe_source)
+        result = page.evaluate(
+            """() => axe.run(document, {
+                runOnly: {type: "tag", values: [
+                    "wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa",
+                    "best-practice"]},
+                resultTypes: ["violations"],
+            })"""
+        )
+        return [
+            {
+                "id": violation["id"],
+                "impact": violation["impact"],
+                "help": violation["help"],
+                "nodes": [node["target"] for node in violation["nodes"]][:5],
+            }
+            for violation in result["violations"]
+            if violation["impact"] in impacts
+        ]
+
+    return run
+
+
+def pytest_terminal_summary(terminalreporter):
+    if ARTIFACTS.exists():
+        runs = sorted(ARTIFACTS.iterdir())
+        if runs:
+            terminalreporter.write_line(f"Browser screenshots: {runs[-1]}")
