@@ -56,7 +56,7 @@ class PolicyAdmin(DocumentImportMixin, admin.ModelAdmin):
     list_filter = ["status", "payer", "last_reviewed_on"]
     list_select_related = ["payer"]
     search_fields = ["number", "title", "payer__name"]
-    autocomplete_fields = ["related_policies"]
+    autocomplete_fields = ["related_policies", "replaced_by"]
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["payer", "number", "title", "status", "source_url"]}),
@@ -72,6 +72,8 @@ class PolicyAdmin(DocumentImportMixin, admin.ModelAdmin):
                     "effective_on",
                     "last_reviewed_on",
                     "next_review_on",
+                    "withdrawn_on",
+                    "replaced_by",
                     "created_at",
                     "updated_at",
                 ]

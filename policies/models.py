@@ -25,9 +25,21 @@ class Payer(models.Model):
         return reverse("policies:payer", kwargs={"payer": self.slug})
 
 
+class PolicyStatus(models.TextChoices):
+    """A draft, then published; withdrawn when the payer retires the policy."""
+
+    DRAFT = PublicationStatus.DRAFT.value, PublicationStatus.DRAFT.label
+    PUBLISHED = PublicationStatus.PUBLISHED.value, PublicationStatus.PUBLISHED.label
+    WITHDRAWN = "withdrawn", "Withdrawn by the payer"
+
+
 class PolicyQuerySet(models.QuerySet):
     def published(self):
-        return self.filter(status=PublicationStatus.PUBLISHED)
+        return self.filter(status=PolicyStatus.PUBLISHED)
+
+    def public(self):
+        """Policies with a public address: published ones, and withdrawn ones (410)."""
+        return self.filter(status__in=[PolicyStatus.PUBLISHED, PolicyStatus.WITHDRAWN])
 
 
 class Policy(StoredMarkdown, models.Model):
@@ -38,8 +50,21 @@ class Policy(StoredMarkdown, models.Model):
     title = models.CharField(max_length=300)
     status = models.CharField(
         max_length=10,
-        choices=PublicationStatus.choices,
-        default=PublicationStatus.DRAFT,
+        choices=PolicyStatus.choices,
+        default=PolicyStatus.DRAFT,
+        help_text="Withdrawn: the payer retired the policy. Its address then says so "
+        "(HTTP 410 Gone) and names its replacement, if any.",
+    )
+    withdrawn_on = models.DateField(
+        null=True, blank=True, help_text="When the payer withdrew the policy."
+    )
+    replaced_by = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replaces",
+        help_text="The payer's policy that took its place, if any.",
     )
     scope = models.TextField("scope of policy", blank=True)
     limitations = models.TextField("policy, limitations and exclusions", blank=True)
@@ -83,7 +108,7 @@ class Policy(StoredMarkdown, models.Model):
                 fields=["payer", "number"], name="policy_unique_number_per_payer"
             ),
             models.CheckConstraint(
-                condition=models.Q(status__in=PublicationStatus.values),
+                condition=models.Q(status__in=PolicyStatus.values),
                 name="policy_status_valid",
             ),
         ]
@@ -98,7 +123,16 @@ class Policy(StoredMarkdown, models.Model):
 
     @property
     def is_published(self):
-        return self.status == PublicationStatus.PUBLISHED
+        return self.status == PolicyStatus.PUBLISHED
+
+    def clean(self):
+        super().clean()
+        if self.replaced_by_id is not None and self.replaced_by_id == self.pk:
+            raise ValidationError({"replaced_by": "A policy cannot replace itself."})
+
+    @property
+    def is_withdrawn(self):
+        return self.status == PolicyStatus.WITHDRAWN
 
 
 class Coverage(models.TextChoices):

@@ -43,12 +43,14 @@ def policy_detail(request, payer, number):
             "policies:policy", payer=payer.lower(), number=number, permanent=True
         )
     policy = get_object_or_404(
-        Policy.objects.published()
-        .select_related("payer")
+        Policy.objects.public()
+        .select_related("payer", "replaced_by__payer")
         .prefetch_related("code_groups__codes", "references"),
         payer__slug=payer,
         number=number,
     )
+    if policy.is_withdrawn:
+        return policy_withdrawn(request, policy)
     related = policy.related_policies.published().select_related("payer")
     groups = policy.code_groups.all()
     rows = [row for group in groups for row in group.codes.all()]
@@ -78,6 +80,33 @@ def policy_detail(request, payer, number):
             "shows_cpt": any(row.system == "cpt" for row in rows),
             "json_ld": seo.policy_page(request, policy, crumbs),
         },
+    )
+
+
+def policy_withdrawn(request, policy):
+    """410 Gone: the payer retired the policy; say so, and where to go instead."""
+    replacement = policy.replaced_by
+    if replacement is not None and not replacement.is_published:
+        replacement = None
+    crumbs = [
+        ("Home", "/"),
+        (policy.payer.name, policy.payer.get_absolute_url()),
+        (f"Policy {policy.number}", policy.get_absolute_url()),
+    ]
+    return render(
+        request,
+        "policies/policy_withdrawn.html",
+        {
+            "policy": policy,
+            "replacement": replacement,
+            "crumbs": crumbs,
+            "og_title": f"{policy.payer.name} {policy.number}: withdrawn",
+            "description": seo.meta_description(
+                f"{policy.payer.name} withdrew policy {policy.number}, {policy.title}.",
+                "See the payer’s current policies instead.",
+            ),
+        },
+        status=410,
     )
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from policies.models import Payer, Policy, PolicyStatus
+
 pytestmark = pytest.mark.django_db
 
 VNU = Path(__file__).resolve().parents[1] / "node_modules/vnu-jar/build/dist/vnu.jar"
@@ -29,6 +31,7 @@ PAGES = {
     "chapter": ("/sections/icd-10-cm/chapter-19/", 200),
     "a-z-index": ("/codes/", 200),
     "not-found": ("/codes/cpt/97547/", 404),
+    "withdrawn-policy": ("/policies/aetna/0001/", 410),
 }
 
 
@@ -38,6 +41,12 @@ def test_the_nu_html_checker_finds_no_errors(client, sample_data, tmp_path):
         pytest.fail(
             "The Nu HTML Checker needs Java and vnu.jar: run `make browser-tools`."
         )
+    Policy.objects.create(
+        payer=Payer.objects.get(slug="aetna"),
+        number="0001",
+        title="An Old Bulletin",
+        status=PolicyStatus.WITHDRAWN,
+    )
     files = []
     for name, (address, status) in PAGES.items():
         response = client.get(address)

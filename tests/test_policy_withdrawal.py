@@ -1,0 +1,84 @@
+"""A policy the payer withdrew: its address answers 410 Gone and says where to go."""
+
+import datetime
+
+import pytest
+from django.core.exceptions import ValidationError
+from lxml import html
+
+from carecodes import search
+from policies.models import Payer, Policy, PolicyStatus
+
+pytestmark = pytest.mark.django_db
+
+URL = "/policies/aetna/0198/"
+
+
+@pytest.fixture
+def withdrawn(sample_data, django_capture_on_commit_callbacks):
+    """Aetna 0198, withdrawn on 1 March 2026 and replaced by a newer bulletin."""
+    aetna = Payer.objects.get(slug="aetna")
+    with django_capture_on_commit_callbacks(execute=True):
+        newer = Policy.objects.create(
+            payer=aetna,
+            number="0999",
+            title="Functional Restoration Programs",
+            status=PolicyStatus.PUBLISHED,
+        )
+        policy = Policy.objects.get(number="0198")
+        policy.status = PolicyStatus.WITHDRAWN
+        policy.withdrawn_on = datetime.date(2026, 3, 1)
+        policy.replaced_by = newer
+        policy.save()
+    return policy
+
+
+def test_a_withdrawn_policy_is_gone_and_names_its_replacement(client, withdrawn):
+    response = client.get(URL)
+    assert response.status_code == 410
+    tree = html.fromstring(response.content)
+    text = " ".join(tree.xpath("//main")[0].text_content().split())
+    assert "Aetna withdrew this policy on 1 March 2026." in text
+    assert tree.xpath("//main//a/@href")[:2] == [
+        "/policies/aetna/0999/",
+        "/payers/aetna/",
+    ]
+    assert tree.xpath("//main//form[@role='search']")
+    assert tree.xpath("//head/meta[@name='robots']/@content") == ["noindex"]
+    assert "Work hardening programs are" not in text, "the retired text is not shown"
+
+
+def test_a_withdrawn_policy_leaves_code_pages_search_and_the_sitemap(client, withdrawn):
+    code_page = html.fromstring(client.get("/codes/cpt/97546/").content)
+    assert URL not in code_page.xpath("//main//a/@href")
+    results = search.search("work hardening programs", search.Filters(kind="policy"))
+    assert URL not in [hit.url for hit in results.hits]
+    sitemap = client.get("/sitemap-policies.xml").content.decode()
+    assert URL not in sitemap and "/policies/aetna/0999/" in sitemap
+    payer_page = html.fromstring(client.get("/payers/aetna/").content)
+    assert URL not in payer_page.xpath("//main//a/@href")
+
+
+def test_a_replacement_that_is_not_public_is_not_named(client, withdrawn):
+    Policy.objects.filter(number="0999").update(status=PolicyStatus.DRAFT)
+    tree = html.fromstring(client.get(URL).content)
+    assert "/policies/aetna/0999/" not in tree.xpath("//main//a/@href")
+
+
+def test_a_draft_policy_is_still_simply_not_found(client, sample_data):
+    Policy.objects.filter(number="0198").update(status=PolicyStatus.DRAFT)
+    assert client.get(URL).status_code == 404
+
+
+def test_a_policy_cannot_replace_itself(sample_data):
+    policy = Policy.objects.get(number="0198")
+    policy.replaced_by = policy
+    with pytest.raises(ValidationError, match="cannot replace itself"):
+        policy.full_clean()
+
+
+def test_the_status_column_refuses_unknown_values(sample_data):
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Policy.objects.filter(number="0198").update(status="retired")
