@@ -2,9 +2,10 @@
 All editorial content as one versioned JSON document, and back: the backup path.
 
 ``export_content()`` gathers payers, policies (with their code groups, rows,
-references and related policies), write-ups, and the codes that content names whose
-descriptor does not come from an official code set (bulletin- or write-up-sourced
-codes), so a restore into a database with only the official code sets loses nothing.
+references, related policies and replacements), write-ups, and the codes that content
+names whose descriptor does not come from an official code set (bulletin- or
+write-up-sourced codes), so a restore into a database with only the official code
+sets loses nothing.
 Rows are keyed by natural keys (payer slug, payer and policy number, code system and
 code), never database ids, and listed in a stable order, so two exports of the same
 content are the same file apart from ``exported_at``.
@@ -33,6 +34,7 @@ from policies.models import (
     PolicyCode,
     PolicyCodeGroup,
     PolicyReference,
+    PolicyStatus,
 )
 from procedures import codes
 from procedures.importing import UNCHANGED, UPDATED, Change, ImportResult, sync
@@ -59,9 +61,10 @@ POLICY_FIELDS = (
     "effective_on",
     "last_reviewed_on",
     "next_review_on",
+    "withdrawn_on",
     "source_url",
 )
-POLICY_DATES = ("effective_on", "last_reviewed_on", "next_review_on")
+POLICY_DATES = ("effective_on", "last_reviewed_on", "next_review_on", "withdrawn_on")
 PROCEDURE_FIELDS = (
     "title",
     *(name for name, _heading in WRITEUP_SECTIONS),
@@ -102,7 +105,7 @@ def _code_key(code: Code) -> list[str]:
 def export_content() -> dict:
     """The whole editorial content as a JSON-ready dict (see the module docstring)."""
     policies = list(
-        Policy.objects.select_related("payer")
+        Policy.objects.select_related("payer", "replaced_by__payer")
         .prefetch_related("code_groups__codes", "references", "related_policies__payer")
         .order_by("payer__slug", "number")
     )
@@ -140,6 +143,11 @@ def _export_policy(policy: Policy) -> dict:
         "related_policies": sorted(
             [related.payer.slug, related.number]
             for related in policy.related_policies.all()
+        ),
+        "replaced_by": (
+            [policy.replaced_by.payer.slug, policy.replaced_by.number]
+            if policy.replaced_by
+            else None
         ),
         "groups": [
             {
@@ -354,7 +362,7 @@ def _check_policy(check, where, policy, slugs):
     check.text(policy, where, "number", blank=False, limit=30)
     for name in POLICY_FIELDS:
         if name == "status":
-            check.choice(policy, where, name, PublicationStatus.values)
+            check.choice(policy, where, name, PolicyStatus.values)
         elif name in POLICY_DATES:
             check.date(policy, where, name)
         else:
@@ -365,6 +373,11 @@ def _check_policy(check, where, policy, slugs):
         isinstance(pair, list) and len(pair) == 2 for pair in related
     ):
         check.fail(f"{where}.related_policies", "should be a list of [payer, number].")
+    replaced_by = policy.get("replaced_by")
+    if replaced_by is not None and not (
+        isinstance(replaced_by, list) and len(replaced_by) == 2
+    ):
+        check.fail(f"{where}.replaced_by", "should be [payer, number] or null.")
     for group_at, group in check.items(policy, "groups", where):
         check.text(group, group_at, "heading", blank=False, limit=300)
         check.choice(group, group_at, "coverage", Coverage.values)
@@ -475,6 +488,7 @@ def import_content(data, *, replace: bool = False) -> ImportResult:
             ),
             result,
         )
+        _link_replacement(policy, item.get("replaced_by"), result)
     procedures = set()
     for item in data["procedures"]:
         procedures.add(_import_procedure(item, result))
@@ -486,6 +500,30 @@ def import_content(data, *, replace: bool = False) -> ImportResult:
         Policy.objects.exclude(pk__in=[p.pk for p in policies.values()]).delete()
         Payer.objects.exclude(pk__in=[p.pk for p in payers.values()]).delete()
     return result
+
+
+def _link_replacement(policy, pair, result):
+    """Points the policy at the replacement the file names, writing only a change."""
+    replacement = None
+    if pair:
+        replacement = Policy.objects.filter(payer__slug=pair[0], number=pair[1]).first()
+    if policy.replaced_by_id == (replacement.pk if replacement else None):
+        return
+    result.changes.append(
+        Change(
+            f"Replacement of {policy.payer} {policy.number}",
+            UPDATED,
+            fields={
+                "replaced_by": (
+                    str(policy.replaced_by) if policy.replaced_by else None,
+                    str(replacement) if replacement else None,
+                )
+            },
+        )
+    )
+    # update(): the file's updated_at, restored already, stays as it is.
+    Policy.objects.filter(pk=policy.pk).update(replaced_by=replacement)
+    policy.replaced_by = replacement
 
 
 def _pairs_filter(pairs, first: str, second: str) -> Q:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from policies.models import Payer, Policy, PolicyCode
+from policies.models import Payer, Policy, PolicyCode, PolicyStatus
 from procedures.models import Code, Procedure
 
 from .content_dump import natural_dump, pk_dump
@@ -19,10 +19,15 @@ DATA = Path(__file__).resolve().parent / "data"
 
 @pytest.fixture
 def content(sample_data):
-    """The sample data, three more bulletins and a reviewed write-up."""
+    """The sample data, three more bulletins (one withdrawn) and a reviewed write-up."""
     call_command(
         "import_policy", *map(str, sorted(DATA.glob("policy-*.txt"))), stdout=StringIO()
     )
+    retired = Policy.objects.get(number="0325")
+    retired.status = PolicyStatus.WITHDRAWN
+    retired.withdrawn_on = "2026-05-01"
+    retired.replaced_by = Policy.objects.get(number="0198")
+    retired.save()
     procedure = Procedure.objects.get()
     procedure.reviewed_on = "2026-02-01"
     procedure.reviewed_by = "Dr Ada Reviewer"
@@ -193,7 +198,9 @@ def test_a_file_of_the_wrong_shape_is_refused_with_every_place(content, tmp_path
     message = str(error.value)
     assert "nothing was written" in message
     assert "policies[1].title: should be text." in message
-    assert "policies[1].status: should be one of draft, published." in message
+    assert (
+        "policies[1].status: should be one of draft, published, withdrawn." in message
+    )
     assert "policies[1].groups[0].rows[2]: The range ends (97100) before it starts" in (
         message
     )
