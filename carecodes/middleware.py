@@ -1,6 +1,7 @@
 from django.http import JsonResponse
-from django.shortcuts import render
 from django.urls import reverse
+
+from .views import bad_request
 
 
 class RejectNulMiddleware:
@@ -23,10 +24,7 @@ class RejectNulMiddleware:
                     {"error": "The search contains characters it can’t use."},
                     status=400,
                 )
-            return render(
-                request,
-                "400.html",
-                {"message": "The address contains a character it can’t use."},
-                status=400,
+            return bad_request(
+                request, message="The address contains a character it can’t use."
             )
         return self.get_response(request)

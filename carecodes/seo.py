@@ -8,6 +8,7 @@ import html
 import json
 import re
 
+from django.core.exceptions import DisallowedHost
 from django.urls import reverse
 from django.utils.html import strip_tags
 from django.utils.safestring import mark_safe
@@ -19,7 +20,11 @@ _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 
 def canonical_url(request, path: str) -> str:
     """The absolute address of ``path`` on this site, without a query string."""
-    return request.build_absolute_uri(path)
+    try:
+        return request.build_absolute_uri(path)
+    except DisallowedHost:
+        # The 400 page for a request whose Host this site does not serve.
+        return path
 
 
 def plain_text(fragment: str) -> str:
@@ -154,7 +159,9 @@ def code_page(request, code, procedure, crumbs) -> dict:
             page["reviewedBy"] = {"@type": "Person", "name": procedure.reviewed_by}
     else:
         page["about"] = medical_code(code)
-    page["dateModified"] = code.updated_at.date().isoformat()
+    # The sitemap's lastmod for the page: the later of the code's and the write-up's.
+    modified = max(code.updated_at, procedure.updated_at) if procedure else None
+    page["dateModified"] = (modified or code.updated_at).date().isoformat()
     return page
 
 

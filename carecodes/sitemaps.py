@@ -1,5 +1,7 @@
 """The sitemap index: one sitemap per kind of page, each split at 50,000 URLs."""
 
+from functools import wraps
+
 from django.contrib.sitemaps import Sitemap
 from django.contrib.sitemaps import views as sitemap_views
 from django.contrib.sites.requests import RequestSite
@@ -29,15 +31,15 @@ class StaticSitemap(Sitemap):
         return reverse(name)
 
     def lastmod(self, name):
-        return self.get_latest_lastmod()
+        return self.latest
 
     def get_latest_lastmod(self):
-        # Read once per request, not once per page listed.
-        if not hasattr(self, "_latest"):
-            self._latest = Procedure.objects.published().aggregate(
-                latest=Max("updated_at")
-            )["latest"]
-        return self._latest
+        return self.latest
+
+    @cached_property
+    def latest(self):
+        # Every write-up dates the lists, drafts too: unpublishing one changed them.
+        return Procedure.objects.aggregate(latest=Max("updated_at"))["latest"]
 
     @cached_property
     def paginator(self):
@@ -68,6 +70,26 @@ def with_pages(kinds) -> dict[str, Sitemap]:
     return found
 
 
+def page_number_only(view):
+    """
+    404 for any query but ``?p=<number>``, ahead of the page cache.
+
+    The cache keys on the whole address: without this, ``?x=1``, ``?x=2`` … would
+    each build and store a 6 MB sitemap.
+    """
+
+    @wraps(view)
+    def checked(request, *args, **kwargs):
+        extra = set(request.GET) - {"p"}
+        number = request.GET.get("p", "1")
+        if extra or not number.isdecimal() or len(request.GET.getlist("p")) > 1:
+            raise Http404("A sitemap takes no query but its part number, ?p=2.")
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
+@page_number_only
 @cache_page(3600)
 def index(request):
     return sitemap_views.index(
@@ -75,13 +97,14 @@ def index(request):
     )
 
 
+@page_number_only
 @cache_page(3600)
 def sitemap(request, section):
     """
     One sitemap, or one part of a split one, written without the template engine.
 
-    Django's sitemap template took 5.3 s for 50,000 codes; writing the same elements
-    directly takes a fraction of that.
+    50,000 codes took 5.3 s through Django's view and template, 2.9 s with the
+    elements written here, and 1.3 s with CodeAddresses as well.
     """
     found = with_pages([section]).get(section)
     if found is None:
@@ -101,7 +124,8 @@ def sitemap(request, section):
     lines.extend(
         f"<url><loc>{escape(url['location'])}</loc>"
         + (f"<lastmod>{url['lastmod']:%Y-%m-%d}</lastmod>" if url["lastmod"] else "")
-        + f"<changefreq>{url['changefreq']}</changefreq></url>"
+        + (f"<changefreq>{url['changefreq']}</changefreq>" if url["changefreq"] else "")
+        + "</url>"
         for url in urls
     )
     lines.append("</urlset>")

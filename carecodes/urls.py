@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from . import sitemaps, views
 
+handler400 = "carecodes.views.bad_request"
 handler404 = "carecodes.views.page_not_found"
 
 admin.site.site_header = "CareCodes administration"

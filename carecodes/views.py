@@ -41,6 +41,19 @@ KIND_CHOICES = [("code", "Codes"), ("write-up", "Write-ups"), ("policy", "Polici
 _ADDRESS_WORDS = re.compile(r"[^\w.]+")
 
 
+def bad_request(request, exception=None, message=""):
+    """400: a request the site cannot read, in the site's own page."""
+    context = {
+        "message": message,
+        "og_title": "Bad request",
+        "description": (
+            "The address or search could not be read. Check it, or search for a "
+            "code, a procedure or a payer policy instead."
+        ),
+    }
+    return render(request, "400.html", context, status=400)
+
+
 def page_not_found(request, exception):
     """A 404 that offers a search for what the address names, and pages it may mean."""
     message, suggestions = "", []

@@ -127,8 +127,19 @@ class Policy(StoredMarkdown, models.Model):
 
     def clean(self):
         super().clean()
-        if self.replaced_by_id is not None and self.replaced_by_id == self.pk:
-            raise ValidationError({"replaced_by": "A policy cannot replace itself."})
+        problems = {}
+        if self.replaced_by_id is not None:
+            if self.replaced_by_id == self.pk:
+                problems["replaced_by"] = "A policy cannot replace itself."
+            elif self.replaced_by.payer_id != self.payer_id:
+                problems["replaced_by"] = "Choose a policy of the same payer."
+        if not self.is_withdrawn and (self.withdrawn_on or self.replaced_by_id):
+            problems["status"] = (
+                "Only a withdrawn policy has a withdrawal date or a replacement: "
+                "set the status to withdrawn, or clear them."
+            )
+        if problems:
+            raise ValidationError(problems)
 
     @property
     def is_withdrawn(self):
@@ -211,7 +222,7 @@ class PolicyCodeQuerySet(models.QuerySet):
             system=system,
             start_key__lte=key,
             end_key__gte=key,
-            group__policy__status=PublicationStatus.PUBLISHED,
+            group__policy__status=PolicyStatus.PUBLISHED,
         )
 
     def mentions_of(self, code) -> list["Mention"]:

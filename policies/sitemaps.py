@@ -1,13 +1,12 @@
-from django.db.models import F, Max, Q
+from django.db.models import Exists, F, Max, OuterRef
 
 from procedures.sitemaps import ContentSitemap
 
-from .models import Payer, Policy, PublicationStatus
+from .models import Payer, Policy
 
 
 class PolicySitemap(ContentSitemap):
     changefreq = "monthly"
-    limit = 50_000
 
     def items(self):
         return self.latest_query().select_related("payer").order_by("pk")
@@ -17,17 +16,16 @@ class PolicySitemap(ContentSitemap):
 
 
 class PayerSitemap(ContentSitemap):
-    """A payer's page lists its published policies, so it changes when they do."""
+    """Payers with a published policy; a payer's page lists them."""
 
     changefreq = "monthly"
 
     def items(self):
-        return self.latest_query().filter(lastmod__isnull=False).order_by("slug")
+        return self.latest_query().order_by("slug")
 
     def latest_query(self):
-        return Payer.objects.annotate(
-            lastmod=Max(
-                "policies__updated_at",
-                filter=Q(policies__status=PublicationStatus.PUBLISHED),
-            )
-        )
+        # Every policy dates the page, withdrawn and draft ones too: taking one off
+        # the list changed it.
+        return Payer.objects.filter(
+            Exists(Policy.objects.published().filter(payer=OuterRef("pk")))
+        ).annotate(lastmod=Max("policies__updated_at"))

@@ -1,8 +1,9 @@
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.shortcuts import get_object_or_404, redirect, render
 
 from carecodes import seo
+from carecodes.errors import NotFound
 from procedures.models import Code
 
 from .models import Payer, Policy
@@ -42,15 +43,17 @@ def policy_detail(request, payer, number):
         return redirect(
             "policies:policy", payer=payer.lower(), number=number, permanent=True
         )
-    policy = get_object_or_404(
+    policy = (
         Policy.objects.public()
-        .select_related("payer", "replaced_by__payer")
-        .prefetch_related("code_groups__codes", "references"),
-        payer__slug=payer,
-        number=number,
+        .select_related("payer")
+        .filter(payer__slug=payer, number=number)
+        .first()
     )
+    if policy is None:
+        raise policy_not_found(payer, number)
     if policy.is_withdrawn:
         return policy_withdrawn(request, policy)
+    prefetch_related_objects([policy], "code_groups__codes", "references")
     related = policy.related_policies.published().select_related("payer")
     groups = policy.code_groups.all()
     rows = [row for group in groups for row in group.codes.all()]
@@ -83,11 +86,32 @@ def policy_detail(request, payer, number):
     )
 
 
+def policy_not_found(payer_slug, number) -> NotFound:
+    found = Payer.objects.filter(slug=payer_slug).first()
+    if found is None:
+        return NotFound(f"“{payer_slug}” is not a payer this site has.")
+    return NotFound(
+        f"{found.name} has no policy {number} on this site.",
+        suggestions=[(f"{found.name}’s policies", found.get_absolute_url())],
+    )
+
+
+def current_replacement(policy):
+    """The published policy at the end of the replacements, if there is one."""
+    seen = {policy.pk}
+    replacement = policy.replaced_by
+    # A policy replaced twice (0198 by 0999, then 0999 by 1100) leads to the last.
+    while replacement is not None and replacement.pk not in seen:
+        if replacement.is_published:
+            return replacement
+        seen.add(replacement.pk)
+        replacement = replacement.replaced_by
+    return None
+
+
 def policy_withdrawn(request, policy):
     """410 Gone: the payer retired the policy; say so, and where to go instead."""
-    replacement = policy.replaced_by
-    if replacement is not None and not replacement.is_published:
-        replacement = None
+    replacement = current_replacement(policy)
     crumbs = [
         ("Home", "/"),
         (policy.payer.name, policy.payer.get_absolute_url()),

@@ -3,6 +3,7 @@ from django.core.paginator import Paginator
 from django.db.models import F
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.text import Truncator
 
 from carecodes import seo
 from carecodes.errors import NotFound
@@ -106,7 +107,12 @@ def code_page_target(system, code, url_name, *related):
 def codes_around(system: str, code: str):
     """The codes on this site either side of where ``code`` would sort."""
     key = codes.sort_key(codes.System(system), code)
-    nearby = Code.objects.filter(system=system).only("system", "code", "descriptor")
+    return either_side(Code.objects.filter(system=system), key)
+
+
+def either_side(nearby, key: str) -> list:
+    """A few codes of ``nearby`` before and after the sort key ``key``."""
+    nearby = nearby.only("system", "code", "descriptor")
     before = nearby.filter(sort_key__lt=key).order_by("-sort_key")
     after = nearby.filter(sort_key__gt=key).order_by("sort_key")
     return [*reversed(before[:NEIGHBOURS]), *after[:NEIGHBOURS]]
@@ -140,8 +146,11 @@ def code_detail(request, system, code):
         "official_notes": official_notes(code),
         "similar_top": list(similar.stored_for(code)[: similar.TOP_ON_CODE_PAGE]),
         "description": code_description(code, procedure),
-        "og_title": f"{code.get_system_display()} {code.code}: "
-        + (procedure.title if procedure else code.descriptor),
+        # Previews cut titles near 90 characters; ICD-10-CM descriptors run past 200.
+        "og_title": Truncator(
+            f"{code.get_system_display()} {code.code}: "
+            + (procedure.title if procedure else code.descriptor)
+        ).chars(90, truncate="…"),
         "shows_cpt": code.system == codes.System.CPT,
         "json_ld": seo.code_page(request, code, procedure, crumbs),
     }
@@ -290,7 +299,4 @@ def neighbours(code):
     """A few codes either side of this one in its section."""
     if code.section is None:
         return []
-    nearby = Code.objects.in_section(code.section).only("system", "code", "descriptor")
-    before = nearby.filter(sort_key__lt=code.sort_key).order_by("-sort_key")
-    after = nearby.filter(sort_key__gt=code.sort_key).order_by("sort_key")
-    return [*reversed(before[:NEIGHBOURS]), *after[:NEIGHBOURS]]
+    return either_side(Code.objects.in_section(code.section), code.sort_key)

@@ -198,3 +198,17 @@ def test_the_favicon_address_leads_to_the_icon(client):
     assert response.status_code == 301
     assert response["Location"].endswith(".svg")
     assert client.get(response["Location"]).status_code == 200
+
+
+def test_a_request_for_a_host_this_site_does_not_serve_gets_a_400_page(sample_data):
+    from django.test import Client
+
+    response = Client(raise_request_exception=False).get(
+        "/", headers={"host": "x.test"}
+    )
+    assert response.status_code == 400
+    tree = html.fromstring(response.content)
+    assert tree.findtext(".//h1") == "We couldn’t read that request"
+    description = tree.xpath("//meta[@name='description']/@content")[0]
+    assert description.startswith("The address or search could not be read.")
+    assert tree.xpath("//link[@rel='canonical']/@href") == ["/"]

@@ -70,11 +70,55 @@ def test_a_draft_policy_is_still_simply_not_found(client, sample_data):
     assert client.get(URL).status_code == 404
 
 
-def test_a_policy_cannot_replace_itself(sample_data):
+def test_a_replacement_chain_leads_to_the_policy_in_force(client, withdrawn):
+    aetna = Payer.objects.get(slug="aetna")
+    latest = Policy.objects.create(
+        payer=aetna, number="1100", title="Newest", status=PolicyStatus.PUBLISHED
+    )
+    Policy.objects.filter(number="0999").update(
+        status=PolicyStatus.WITHDRAWN, replaced_by=latest
+    )
+    tree = html.fromstring(client.get(URL).content)
+    assert tree.xpath("//main//a/@href")[0] == "/policies/aetna/1100/"
+    # A loop of withdrawn policies names none, and ends.
+    Policy.objects.filter(number="1100").update(
+        status=PolicyStatus.WITHDRAWN, replaced_by=withdrawn
+    )
+    tree = html.fromstring(client.get(URL).content)
+    assert tree.xpath("//main//a/@href")[0] == "/payers/aetna/"
+
+
+def test_the_withdrawal_fields_are_checked_in_the_admin_form(withdrawn):
     policy = Policy.objects.get(number="0198")
     policy.replaced_by = policy
     with pytest.raises(ValidationError, match="cannot replace itself"):
         policy.full_clean()
+    other_payer = Payer.objects.create(slug="harbor", name="Harbor Health")
+    policy.replaced_by = Policy.objects.create(
+        payer=other_payer, number="1", title="Elsewhere"
+    )
+    with pytest.raises(ValidationError, match="same payer"):
+        policy.full_clean()
+    policy.replaced_by = None
+    policy.status = PolicyStatus.PUBLISHED
+    with pytest.raises(ValidationError, match="Only a withdrawn policy"):
+        policy.full_clean()
+
+
+def test_pages_of_gone_and_missing_policies_cost_a_fixed_number_of_queries(
+    client, withdrawn, django_assert_num_queries
+):
+    # The policy with its payer, then the replacement with its payer.
+    with django_assert_num_queries(3):
+        assert client.get(URL).status_code == 410
+    # The policy, then its payer.
+    with django_assert_num_queries(2):
+        response = client.get("/policies/aetna/9999/")
+    assert response.status_code == 404
+    tree = html.fromstring(response.content)
+    assert "Aetna has no policy 9999 on this site." in tree.findtext(".//main//p")
+    links = tree.xpath("//section[@class='not-found-suggestions']//a/@href")
+    assert links == ["/payers/aetna/"]
 
 
 def test_the_status_column_refuses_unknown_values(sample_data):

@@ -250,6 +250,24 @@ def test_an_unknown_code_is_not_found_and_offers_a_search_and_nearby_codes(
     assert tree.xpath("//head/meta[@name='robots']/@content") == ["noindex"]
 
 
+def test_not_found_pages_cost_a_fixed_number_of_queries(
+    client, sample_data, django_assert_num_queries
+):
+    # The code, then the codes before and after it.
+    with django_assert_num_queries(3):
+        assert client.get("/codes/cpt/97547/").status_code == 404
+    # The engine's suggestions.
+    with django_assert_num_queries(1):
+        assert client.get("/work-hardening/").status_code == 404
+
+
+def test_a_long_descriptor_is_cut_for_link_previews(client, sample_data):
+    tree = html.fromstring(client.get("/codes/icd-10-cm/S52.501A/").content)
+    title = meta(tree, "property", "og:title")
+    assert len(title) <= 90 and title.endswith("…")
+    assert title.startswith("ICD-10-CM S52.501A: Unspecified fracture")
+
+
 def test_a_missing_page_suggests_pages_its_address_names(client, sample_data):
     response = client.get("/work-hardening/")
     assert response.status_code == 404
@@ -287,7 +305,11 @@ def test_a_browser_asking_again_gets_not_modified(client, sample_data, address):
     again = client.get(address, headers={"if-none-match": etag})
     assert again.status_code == 304
     assert again.content == b""
+
+
+def test_an_edit_changes_the_pages_etag(client, sample_data):
+    etag = client.get("/codes/cpt/97546/")["ETag"]
     Procedure.objects.filter(code__code="97546").update(title="Work hardening, hour")
     changed = client.get("/codes/cpt/97546/", headers={"if-none-match": etag})
-    if address == "/codes/cpt/97546/":
-        assert changed.status_code == 200, "an edit changes the page's ETag"
+    assert changed.status_code == 200
+    assert changed["ETag"] != etag

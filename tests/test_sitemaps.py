@@ -99,18 +99,16 @@ def test_lastmod_comes_from_the_content(client, sample_data, schemas):
     Policy.objects.filter(pk=policy.pk).update(
         updated_at=datetime.datetime(2025, 3, 4, 12, tzinfo=datetime.UTC)
     )
-    write_up = Procedure.objects.get(code__code="97546")
-    Procedure.objects.filter(pk=write_up.pk).update(
-        updated_at=timezone.now() + datetime.timedelta(days=2)
-    )
+    later = timezone.now() + datetime.timedelta(days=2)
+    Procedure.objects.filter(code__code="97546").update(updated_at=later)
     found = read_all(client, schemas)
     assert urls_in(found, "policies")[f"{HOST}/policies/aetna/0198/"].startswith(
         "2025-03-04"
     )
     assert urls_in(found, "payers")[f"{HOST}/payers/aetna/"].startswith("2025-03-04")
-    later = (timezone.now() + datetime.timedelta(days=2)).date().isoformat()
-    assert urls_in(found, "write-ups")[f"{HOST}/codes/cpt/97546/"][:10] == later
-    assert urls_in(found, "pages")[f"{HOST}/"][:10] == later
+    day = later.date().isoformat()
+    assert urls_in(found, "write-ups")[f"{HOST}/codes/cpt/97546/"][:10] == day
+    assert urls_in(found, "pages")[f"{HOST}/"][:10] == day
 
 
 def test_a_draft_write_up_leaves_its_code_page_in_the_codes_sitemap(
@@ -156,7 +154,27 @@ def test_the_index_costs_a_fixed_number_of_queries(
 
 def test_an_unknown_sitemap_is_not_found(client, sample_data):
     assert client.get("/sitemap-nothing.xml").status_code == 404
-    assert client.get("/sitemap-codes.xml?p=zero").status_code == 404
+    for query in ["p=zero", "p=-1", "p=1&p=2", "x=1", "p=1&utm=2"]:
+        assert client.get(f"/sitemap-codes.xml?{query}").status_code == 404, query
+    assert client.get("/sitemap.xml?x=1").status_code == 404
+
+
+def test_taking_a_page_off_a_list_moves_the_lists_lastmod(client, sample_data, schemas):
+    later = timezone.now() + datetime.timedelta(days=3)
+    Procedure.objects.update(status=PublicationStatus.DRAFT, updated_at=later)
+    Policy.objects.filter(number="0198").update(updated_at=later)
+    Policy.objects.create(
+        payer=Policy.objects.get(number="0198").payer,
+        number="0001",
+        title="Still published",
+        status=PublicationStatus.PUBLISHED,
+    )
+    Policy.objects.filter(number="0198").update(status="withdrawn")
+    found = read_all(client, schemas)
+    day = later.date().isoformat()
+    assert urls_in(found, "pages")[f"{HOST}/"][:10] == day
+    assert urls_in(found, "codes")[f"{HOST}/codes/cpt/97546/"][:10] == day
+    assert urls_in(found, "payers")[f"{HOST}/payers/aetna/"][:10] == day
 
 
 def test_robots_txt_keeps_crawlers_out_of_admin_and_search_and_names_the_sitemap(

@@ -106,11 +106,13 @@ def page(browser, live_server, sample_data):
 
 
 @pytest.fixture(scope="session")
-def run_folder():
+def run_folder(request):
     """This test run's folder of screenshots: test-artifacts/browser/<start time>/."""
     folder = ARTIFACTS / time.strftime("%Y%m%d-%H%M%S")
     folder = folder.with_name(f"{folder.name}-{os.getpid()}")
     folder.mkdir(parents=True, exist_ok=True)
+    # For the summary at the end, which names this run's folder only.
+    request.config._carecodes_run_folder = folder
     return folder
 
 
@@ -166,8 +168,7 @@ def axe(axe_source):
     return run
 
 
-def pytest_terminal_summary(terminalreporter):
-    if ARTIFACTS.exists():
-        runs = sorted(ARTIFACTS.iterdir())
-        if runs:
-            terminalreporter.write_line(f"Browser screenshots: {runs[-1]}")
+def pytest_terminal_summary(terminalreporter, config):
+    folder = getattr(config, "_carecodes_run_folder", None)
+    if folder is not None:
+        terminalreporter.write_line(f"Browser screenshots: {folder}")

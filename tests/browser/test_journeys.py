@@ -112,7 +112,8 @@ def test_pages_fit_a_phone_screen_without_sideways_scrolling(
     )
     page = context.new_page()
     for address in PUBLIC_PAGES:
-        page.goto(address)
+        response = page.goto(address)
+        assert response.status == (404 if address == "/codes/cpt/97547/" else 200)
         overflow = page.evaluate(
             "() => document.documentElement.scrollWidth"
             " - document.documentElement.clientWidth"
@@ -130,11 +131,12 @@ def test_pages_fit_a_phone_screen_without_sideways_scrolling(
     context.close()
 
 
-def test_a_code_page_prints_as_a_clean_handout(page, run_folder):
+def test_a_code_page_prints_as_a_clean_handout(page, run_folder, live_server):
     Procedure.objects.filter(code__code="97546").update(
         reviewed_on="2026-10-01", reviewed_by="Dr Ana Ruiz, PT"
     )
     page.goto("/codes/cpt/97546/")
+    expect(page.locator("footer .print-only")).to_be_hidden()
     page.emulate_media(media="print")
     for hidden in ["header.site-header", "nav.breadcrumbs", "form[role='search']"]:
         expect(page.locator(hidden).first).to_be_hidden()
@@ -145,6 +147,10 @@ def test_a_code_page_prints_as_a_clean_handout(page, run_folder):
     link = page.locator("main a[href='/policies/aetna/0198/']").first
     shown_after = link.evaluate("a => getComputedStyle(a, '::after').content")
     assert "/policies/aetna/0198/" in shown_after
+    # The paths are on this site, which the handout names in full.
+    expect(page.locator("footer .print-only")).to_have_text(
+        f"Printed from {live_server.url}/codes/cpt/97546/"
+    )
     page.screenshot(path=run_folder / "print--code-97546.png", full_page=True)
     page.pdf(path=run_folder / "print--code-97546.pdf", format="A4")
 
