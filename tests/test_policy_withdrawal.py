@@ -126,3 +126,10 @@ def test_the_status_column_refuses_unknown_values(sample_data):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Policy.objects.filter(number="0198").update(status="retired")
+
+
+def test_importing_the_bulletin_again_keeps_it_withdrawn(withdrawn):
+    from django.core.management import call_command
+
+    call_command("load_sample_data", verbosity=0)
+    assert Policy.objects.get(number="0198").status == PolicyStatus.WITHDRAWN
