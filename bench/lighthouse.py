@@ -260,6 +260,16 @@ def stop(server: subprocess.Popen) -> None:
             continue
 
 
+# Trace-recording failures that Lighthouse itself says to retry ("Please run
+# Lighthouse again"); seen once here on the first page of a run.
+TRANSIENT = {"NO_NAVSTART", "NO_FCP", "NO_TRACING_STARTED"}
+RETRIES = 1
+
+
+class TransientError(RuntimeError):
+    """A Lighthouse run that failed for reasons of its own; worth one more try."""
+
+
 def run_all(base_url: str, chrome: str, reports: Path) -> list[Run]:
     runs = []
     for page in PAGES:
@@ -268,10 +278,18 @@ def run_all(base_url: str, chrome: str, reports: Path) -> list[Run]:
             run = Run(page, form_factor)
             name = page.strip("/").replace("/", "_").replace("?", "_")
             output = reports / f"{name}.{form_factor}.json"
-            try:
-                run.report = lighthouse(base_url + page, form_factor, chrome, output)
-            except RuntimeError as error:
-                run.error = str(error)
+            for attempt in range(1 + RETRIES):
+                try:
+                    run.report = lighthouse(
+                        base_url + page, form_factor, chrome, output
+                    )
+                    run.error = None
+                    break
+                except TransientError as error:
+                    run.error = f"{error} (attempt {attempt + 1})"
+                except RuntimeError as error:
+                    run.error = str(error)
+                    break
             runs.append(run)
     return runs
 
@@ -292,7 +310,8 @@ def lighthouse(url: str, form_factor: str, chrome: str, output: Path) -> dict:
     report = json.loads(output.read_text()) if output.exists() else None
     if report and report.get("runtimeError"):
         error = report["runtimeError"]
-        raise RuntimeError(f"{error.get('code')}: {error.get('message')}")
+        kind = TransientError if error.get("code") in TRANSIENT else RuntimeError
+        raise kind(f"{error.get('code')}: {error.get('message')}")
     if returncode != 0 or report is None:
         tail = "\n".join(log.strip().splitlines()[-15:])
         raise RuntimeError(f"lighthouse exited with status {returncode}:\n{tail}")
