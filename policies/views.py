@@ -61,11 +61,7 @@ def policy_detail(request, payer, number):
     for row in rows:
         row.start_url = pages.get((row.system, row.start_code))
         row.end_url = pages.get((row.system, row.end_code))
-    crumbs = [
-        ("Home", "/"),
-        (policy.payer.name, policy.payer.get_absolute_url()),
-        (f"Policy {policy.number}", policy.get_absolute_url()),
-    ]
+    crumbs = policy_crumbs(policy)
     return render(
         request,
         "policies/policy_detail.html",
@@ -84,6 +80,14 @@ def policy_detail(request, payer, number):
             "json_ld": seo.policy_page(request, policy, crumbs),
         },
     )
+
+
+def policy_crumbs(policy) -> list[tuple[str, str]]:
+    return [
+        ("Home", "/"),
+        (policy.payer.name, policy.payer.get_absolute_url()),
+        (f"Policy {policy.number}", policy.get_absolute_url()),
+    ]
 
 
 def policy_not_found(payer_slug, number) -> NotFound:
@@ -112,11 +116,7 @@ def current_replacement(policy):
 def policy_withdrawn(request, policy):
     """410 Gone: the payer retired the policy; say so, and where to go instead."""
     replacement = current_replacement(policy)
-    crumbs = [
-        ("Home", "/"),
-        (policy.payer.name, policy.payer.get_absolute_url()),
-        (f"Policy {policy.number}", policy.get_absolute_url()),
-    ]
+    crumbs = policy_crumbs(policy)
     return render(
         request,
         "policies/policy_withdrawn.html",
