@@ -6,7 +6,7 @@ from django.contrib.sitemaps import Sitemap
 from django.contrib.sitemaps import views as sitemap_views
 from django.contrib.sites.requests import RequestSite
 from django.core.paginator import EmptyPage, PageNotAnInteger
-from django.db.models import Max
+from django.db.models import F
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
@@ -16,10 +16,15 @@ from django.views.decorators.cache import cache_page
 
 from policies.sitemaps import PayerSitemap, PolicySitemap
 from procedures.models import Procedure
-from procedures.sitemaps import CodeSitemap, SectionSitemap, WriteUpSitemap
+from procedures.sitemaps import (
+    CodeSitemap,
+    ContentSitemap,
+    SectionSitemap,
+    WriteUpSitemap,
+)
 
 
-class StaticSitemap(Sitemap):
+class StaticSitemap(ContentSitemap):
     """The home page and the A-Z index, which both list the published write-ups."""
 
     changefreq = "weekly"
@@ -30,20 +35,17 @@ class StaticSitemap(Sitemap):
     def location(self, name):
         return reverse(name)
 
-    def lastmod(self, name):
-        return self.latest
+    def latest_query(self):
+        # Every write-up dates the lists, drafts too: unpublishing one changed them.
+        return Procedure.objects.annotate(lastmod=F("updated_at"))
 
-    def get_latest_lastmod(self):
+    def lastmod(self, name):
         return self.latest
 
     @cached_property
     def latest(self):
-        # Every write-up dates the lists, drafts too: unpublishing one changed them.
-        return Procedure.objects.aggregate(latest=Max("updated_at"))["latest"]
-
-    @cached_property
-    def paginator(self):
-        return super().paginator
+        # Read once per request, not once per page listed.
+        return self.get_latest_lastmod()
 
 
 SITEMAPS = {

@@ -45,6 +45,10 @@ def test_a_withdrawn_policy_is_gone_and_names_its_replacement(client, withdrawn)
     ]
     assert tree.xpath("//main//form[@role='search']")
     assert tree.xpath("//head/meta[@name='robots']/@content") == ["noindex"]
+    (description,) = tree.xpath("//head/meta[@name='description']/@content")
+    assert description.startswith(
+        "Aetna withdrew policy 0198, Work Hardening Programs."
+    )
     assert "Work hardening programs are" not in text, "the retired text is not shown"
 
 

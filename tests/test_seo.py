@@ -248,6 +248,7 @@ def test_an_unknown_code_is_not_found_and_offers_a_search_and_nearby_codes(
     links = tree.xpath("//main//section[@class='not-found-suggestions']//a/@href")
     assert "/codes/cpt/97546/" in links and "/codes/cpt/97545/" in links
     assert tree.xpath("//head/meta[@name='robots']/@content") == ["noindex"]
+    assert meta(tree, "name", "description").startswith("This page was not found")
 
 
 def test_not_found_pages_cost_a_fixed_number_of_queries(
