@@ -8,7 +8,7 @@ from lxml import html as lxml_html
 
 from carecodes.markdown import render_markdown
 
-ACCEPTANCE = Path(__file__).resolve().parents[2] / "shared" / "acceptance-data"
+ACCEPTANCE = Path(__file__).resolve().parent / "data" / "acceptance"
 PAYLOADS_FILE = ACCEPTANCE / "xss-payloads.txt"
 
 EVENT_ATTRIBUTE_PREFIX = "on"

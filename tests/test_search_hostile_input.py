@@ -16,9 +16,7 @@ from .hostile_text import QUERIES
 
 pytestmark = pytest.mark.django_db
 
-XSS_PAYLOADS = (
-    Path(__file__).resolve().parents[2] / "shared/acceptance-data/xss-payloads.txt"
-)
+XSS_PAYLOADS = Path(__file__).resolve().parent / "data/acceptance/xss-payloads.txt"
 
 # Syntax of FTS5 MATCH, PostgreSQL tsquery/websearch and LIKE, mixed with words.
 FILTERS = st.fixed_dictionaries(

@@ -13,7 +13,7 @@ from procedures.models import Code, Procedure, PublicationStatus
 
 pytestmark = pytest.mark.django_db
 
-ACCEPTANCE = Path(__file__).resolve().parents[2] / "shared" / "acceptance-data"
+ACCEPTANCE = Path(__file__).resolve().parent / "data" / "acceptance"
 NS = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
 HOST = "http://testserver"
 
