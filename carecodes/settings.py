@@ -7,6 +7,7 @@ refuses to start without a real SECRET_KEY.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -90,12 +91,16 @@ INSTALLED_APPS = [
     "procedures",
     "policies",
     "carecodes.search",
+    # Sign-in throttling: failed attempts and lockouts, listed in the admin.
+    "axes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "carecodes.middleware.RejectNulMiddleware",
+    "carecodes.middleware.RefuseTraceMiddleware",
+    "carecodes.middleware.PermissionsPolicyMiddleware",
     # Compresses pages (WhiteNoise serves static files compressed already); above
     # ConditionalGetMiddleware, so the ETag is taken from the page itself. Django's
     # gzip pads its output against BREACH.
@@ -108,6 +113,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Below the CSP middleware, so the admin's policy is chosen before it is written.
+    "carecodes.middleware.AdminStylePolicyMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in with its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "carecodes.urls"
@@ -181,6 +190,23 @@ AUTH_PASSWORD_VALIDATORS = [
     )
 ]
 
+# Axes' backend comes first: it refuses a locked-out sign-in before any password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Five wrong passwords for one username from one address lock that pair out for 15
+# minutes; a right password before then starts the count again. Locking by the pair
+# keeps one attacker from locking a colleague out from everywhere. Behind a load
+# balancer every client shares its address, so the lock then falls on the username.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Every failed attempt is kept as well as the count (Axes › Access failures).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_CALLABLE = "carecodes.views.locked_out"
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -203,6 +229,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Only staff sign in: a session lasts a working day, not Django's two weeks.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 60 * 60)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
@@ -215,14 +243,35 @@ if env_bool("TRUST_X_FORWARDED_PROTO", False):
 SECURE_CSP = {
     "default-src": ["'self'"],
     "script-src": ["'self'"],
-    # The admin and markdownx set a few inline style attributes.
-    "style-src": ["'self'", "'unsafe-inline'"],
+    "style-src": ["'self'"],
     "img-src": ["'self'", "data:"],
     "object-src": ["'none'"],
     "base-uri": ["'none'"],
     "frame-ancestors": ["'none'"],
     "form-action": ["'self'"],
 }
+# The admin and markdownx set a few inline style attributes: only their pages allow
+# them (carecodes.middleware.AdminStylePolicyMiddleware, carecodes.views).
+ADMIN_CSP = {**SECURE_CSP, "style-src": ["'self'", "'unsafe-inline'"]}
+# Browser features the site never uses, switched off for every page and anything
+# embedded in one.
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "browsing-topics",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+)
 
 # django-markdownx: the preview goes through the site's one sanitising renderer, and
 # image uploads are switched off (see carecodes/views.py).

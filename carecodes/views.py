@@ -15,7 +15,8 @@ from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.csp import csp_override
+from django.views.decorators.http import require_POST, require_safe
 
 from policies.models import Payer
 from procedures.models import CodeSystem
@@ -213,7 +214,7 @@ def search_page(request) -> dict:
     }
 
 
-@require_GET
+@require_safe
 def search(request):
     form = SearchForm(request.GET)
     if not form.is_valid():
@@ -239,7 +240,7 @@ def search(request):
     )
 
 
-@require_GET
+@require_safe
 def search_suggest(request):
     """Autocomplete entries as JSON: codes and titles for what has been typed."""
     form = SuggestForm(request.GET)
@@ -268,7 +269,7 @@ def search_suggest(request):
     return response
 
 
-@require_GET
+@require_safe
 def robots_txt(request):
     lines = [
         "User-agent: *",
@@ -295,7 +296,7 @@ def staff_only(view):
     return wrapper
 
 
-@require_GET
+@require_safe
 def favicon(request):
     """Browsers ask for /favicon.ico on every page, the admin's included."""
     return redirect(static("img/favicon.svg"), permanent=True)
@@ -305,8 +306,25 @@ class PreviewForm(forms.Form):
     content = forms.CharField(required=False, strip=False, max_length=200_000)
 
 
+def locked_out(request, original_response=None, credentials=None):
+    """
+    django-axes' answer to a sign-in while its username and address are locked out.
+
+    429, in the admin's own look, saying how long the pause lasts and what to do.
+    """
+    cool_off = settings.AXES_COOLOFF_TIME
+    context = {
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "username": (credentials or {}).get("username")
+        or request.POST.get("username", ""),
+        "minutes": max(1, round(cool_off.total_seconds() / 60)),
+    }
+    return render(request, "registration/locked_out.html", context, status=429)
+
+
 @require_POST
 @staff_only
+@csp_override(settings.ADMIN_CSP)
 def markdown_preview(request):
     """The admin editors' live preview, through the site's one sanitising renderer."""
     form = PreviewForm(request.POST)
@@ -316,6 +334,7 @@ def markdown_preview(request):
 
 
 @require_POST
+@csp_override(settings.ADMIN_CSP)
 def markdown_upload(request):
     """Image uploads are switched off: write-ups link to images instead."""
     return HttpResponseForbidden("Image uploads are switched off on this site.")
