@@ -1,5 +1,6 @@
 """The sitemap index: one sitemap per kind of page, each split at 50,000 URLs."""
 
+import re
 from functools import wraps
 
 from django.contrib.sitemaps import Sitemap
@@ -7,7 +8,7 @@ from django.contrib.sitemaps import views as sitemap_views
 from django.contrib.sites.requests import RequestSite
 from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.db.models import F
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponsePermanentRedirect
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import escape
@@ -72,26 +73,54 @@ def with_pages(kinds) -> dict[str, Sitemap]:
     return found
 
 
+_PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,5}")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
 def page_number_only(view):
     """
-    404 for any query but ``?p=<number>``, ahead of the page cache.
+    Only the canonical address of each part reaches the page cache.
 
-    The cache keys on the whole address: without this, ``?x=1``, ``?x=2`` … would
-    each build and store a 6 MB sitemap.
+    The cache keys on the whole address: without this, ``?x=1``, ``?p=01`` or
+    ``?p=١`` (an Arabic-Indic one, which ``int()`` reads as 1) would each build and
+    store a fresh 6 MB sitemap. Part 1 is the address without a query, the others
+    ``?p=<n>`` in ASCII digits without leading zeros. ASCII digits written another
+    way (``?p=02``, ``?p=1``) are redirected to the canonical address; anything
+    else is not found.
     """
 
     @wraps(view)
     def checked(request, *args, **kwargs):
-        extra = set(request.GET) - {"p"}
-        number = request.GET.get("p", "1")
-        if extra or not number.isdecimal() or len(request.GET.getlist("p")) > 1:
+        if not request.META.get("QUERY_STRING"):
+            return view(request, *args, **kwargs)
+        numbers = request.GET.getlist("p")
+        if set(request.GET) != {"p"} or len(numbers) != 1:
             raise Http404("A sitemap takes no query but its part number, ?p=2.")
+        number = numbers[0]
+        if _ASCII_DIGITS.fullmatch(number) and int(number) >= 1:
+            canonical = "" if int(number) == 1 else f"?p={int(number)}"
+            if request.META["QUERY_STRING"] != canonical[1:]:
+                return HttpResponsePermanentRedirect(request.path + canonical)
+        if not _PAGE_NUMBER.fullmatch(number) or number == "1":
+            raise Http404("There is no such part of this sitemap.")
         return view(request, *args, **kwargs)
 
     return checked
 
 
-@page_number_only
+def no_query(view):
+    """The index has one address: a query would only add copies to the cache."""
+
+    @wraps(view)
+    def checked(request, *args, **kwargs):
+        if request.META.get("QUERY_STRING"):
+            raise Http404("The sitemap index takes no query.")
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
+@no_query
 @cache_page(3600)
 def index(request):
     return sitemap_views.index(

@@ -243,6 +243,11 @@ def search(request):
 @require_safe
 def search_suggest(request):
     """Autocomplete entries as JSON: codes and titles for what has been typed."""
+    if set(request.GET) - {"q"} or len(request.GET.getlist("q")) > 1:
+        return JsonResponse(
+            {"error": "Suggestions take one parameter: the words typed, ?q=…"},
+            status=400,
+        )
     form = SuggestForm(request.GET)
     if not form.is_valid():
         return JsonResponse({"error": " ".join(form.errors["q"])}, status=400)
@@ -264,8 +269,13 @@ def search_suggest(request):
             ],
         }
     )
-    # Suggestions change only when content does; a few minutes stale is harmless.
-    patch_cache_control(response, public=True, max_age=300)
+    if request.GET.get("q", "") == " ".join(query.split()):
+        # Suggestions change only when content does; a few minutes stale is harmless.
+        patch_cache_control(response, public=True, max_age=300)
+    else:
+        # Shared caches keep one copy per query, under the address the site's own
+        # script asks for (the words trimmed, one space between them).
+        patch_cache_control(response, private=True, no_store=True)
     return response
 
 
