@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from procedures.codesets.hcpcs import parse_hcpcs
-from procedures.models import Code
+from procedures.models import Code, CodeSection
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,26 @@ def test_it_loads_the_codes_with_their_long_descriptions():
         2026,
         "CMS HCPCS 2026 JAN",
     )
-    assert back_school.section is None or back_school.section.system == "hcpcs"
+
+
+def test_each_code_is_filed_under_the_section_that_holds_it():
+    section = CodeSection.objects.create(
+        system="hcpcs",
+        slug="temporary-national-codes-non-medicare",
+        name="Temporary National Codes (Non-Medicare)",
+        start_code="S0000",
+        end_code="S9999",
+    )
+    run()
+    filed = dict(Code.objects.values_list("code", "section"))
+    assert filed == {
+        "A0021": None,
+        "G0283": None,
+        "S9117": section.pk,
+        "S9129": section.pk,
+        "S9131": section.pk,
+        "S9451": section.pk,
+    }
 
 
 def test_continuation_lines_join_the_long_description():
@@ -42,12 +61,14 @@ def test_continuation_lines_join_the_long_description():
 
 def test_modifiers_and_dental_codes_are_not_loaded_as_codes():
     run()
-    assert not Code.objects.filter(code__in=["E1", "D0120"]).exists()
+    loaded = sorted(Code.objects.values_list("code", flat=True))
+    assert loaded == ["A0021", "G0283", "S9117", "S9129", "S9131", "S9451"]
 
 
 def test_a_code_from_the_sample_policy_takes_the_official_text(sample_data):
     before = Code.objects.get(system="hcpcs", code="S9117")
     assert before.code_set_year is None
+    assert before.section.slug == "temporary-national-codes-non-medicare"
     run()
     after = Code.objects.get(system="hcpcs", code="S9117")
     assert (after.pk, after.code_set_year) == (before.pk, 2026)

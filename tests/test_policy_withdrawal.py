@@ -3,6 +3,7 @@
 import datetime
 
 import pytest
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from lxml import html
 
@@ -12,6 +13,12 @@ from policies.models import Payer, Policy, PolicyStatus
 pytestmark = pytest.mark.django_db
 
 URL = "/policies/aetna/0198/"
+# Sentences of the seed bulletin: its exclusion and its background.
+RETIRED_TEXT = [
+    "they are considered vocational training, and not treatment of illness or injury",
+    "Work hardening programs refer to physical conditioning programs for injured "
+    "workers",
+]
 
 
 @pytest.fixture
@@ -33,11 +40,15 @@ def withdrawn(sample_data, django_capture_on_commit_callbacks):
     return policy
 
 
+def main_text(tree):
+    return " ".join(tree.xpath("//main")[0].text_content().split())
+
+
 def test_a_withdrawn_policy_is_gone_and_names_its_replacement(client, withdrawn):
     response = client.get(URL)
     assert response.status_code == 410
     tree = html.fromstring(response.content)
-    text = " ".join(tree.xpath("//main")[0].text_content().split())
+    text = main_text(tree)
     assert "Aetna withdrew this policy on 1 March 2026." in text
     assert tree.xpath("//main//a/@href")[:2] == [
         "/policies/aetna/0999/",
@@ -49,29 +60,56 @@ def test_a_withdrawn_policy_is_gone_and_names_its_replacement(client, withdrawn)
     assert description.startswith(
         "Aetna withdrew policy 0198, Work Hardening Programs."
     )
-    assert "Work hardening programs are" not in text, "the retired text is not shown"
+    for sentence in RETIRED_TEXT:
+        assert sentence not in text, "the retired text is not shown"
+    # Published again, the same page shows them: the check above is not vacuous.
+    Policy.objects.filter(number="0198").update(
+        status=PolicyStatus.PUBLISHED, withdrawn_on=None, replaced_by=None
+    )
+    text = main_text(html.fromstring(client.get(URL).content))
+    for sentence in RETIRED_TEXT:
+        assert sentence in text
 
 
-def test_a_withdrawn_policy_leaves_code_pages_search_and_the_sitemap(client, withdrawn):
-    code_page = html.fromstring(client.get("/codes/cpt/97546/").content)
-    assert URL not in code_page.xpath("//main//a/@href")
-    results = search.search("work hardening programs", search.Filters(kind="policy"))
-    assert URL not in [hit.url for hit in results.hits]
-    sitemap = client.get("/sitemap-policies.xml").content.decode()
-    assert URL not in sitemap and "/policies/aetna/0999/" in sitemap
-    payer_page = html.fromstring(client.get("/payers/aetna/").content)
-    assert URL not in payer_page.xpath("//main//a/@href")
+def test_a_withdrawn_policy_leaves_code_pages_search_and_the_sitemap(
+    client, withdrawn, django_capture_on_commit_callbacks
+):
+    def listed_in():
+        code_page = html.fromstring(client.get("/codes/cpt/97546/").content)
+        found = search.search("work hardening programs", search.Filters(kind="policy"))
+        sitemap = client.get("/sitemap-policies.xml").content.decode()
+        assert "/policies/aetna/0999/" in sitemap
+        payer_page = html.fromstring(client.get("/payers/aetna/").content)
+        return {
+            "code page": URL in code_page.xpath("//main//a/@href"),
+            "search": URL in [hit.url for hit in found.hits],
+            "sitemap": URL in sitemap,
+            "payer page": URL in payer_page.xpath("//main//a/@href"),
+        }
+
+    assert not any(listed_in().values()), listed_in()
+    # Published again, it is back in each: the check above is not vacuous.
+    withdrawn.status = PolicyStatus.PUBLISHED
+    withdrawn.withdrawn_on = withdrawn.replaced_by = None
+    with django_capture_on_commit_callbacks(execute=True):
+        withdrawn.save()
+    cache.clear()  # the sitemap may be an hour old
+    assert all(listed_in().values()), listed_in()
 
 
 def test_a_replacement_that_is_not_public_is_not_named(client, withdrawn):
     Policy.objects.filter(number="0999").update(status=PolicyStatus.DRAFT)
     tree = html.fromstring(client.get(URL).content)
+    assert tree.xpath("//main//a/@href")[:1] == ["/payers/aetna/"]
     assert "/policies/aetna/0999/" not in tree.xpath("//main//a/@href")
 
 
 def test_a_draft_policy_is_still_simply_not_found(client, sample_data):
     Policy.objects.filter(number="0198").update(status=PolicyStatus.DRAFT)
-    assert client.get(URL).status_code == 404
+    response = client.get(URL)
+    assert response.status_code == 404
+    tree = html.fromstring(response.content)
+    assert "Aetna has no policy 0198 on this site." in main_text(tree)
 
 
 def test_a_replacement_chain_leads_to_the_policy_in_force(client, withdrawn):

@@ -46,13 +46,6 @@ def test_oversized_or_binary_queries_get_a_clear_400(client, sample_data, query)
     assert html.fromstring(response.content).xpath("//*[@role='alert']")
 
 
-@pytest.mark.parametrize(
-    "query", ['"unbalanced', "-diabetes", "E11.9*", "NEAR(a b)", "%", "_", "🙂", "   "]
-)
-def test_odd_queries_get_a_normal_page(client, sample_data, query):
-    assert client.get("/search/", {"q": query}).status_code == 200
-
-
 def results_page(response):
     assert response.status_code == 200
     return html.fromstring(response.content)
@@ -60,6 +53,37 @@ def results_page(response):
 
 def words(node):
     return " ".join(node.text_content().split())
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ('"unbalanced', None),
+        ("-diabetes", None),
+        ("E11.9*", None),
+        ("NEAR(a b)", None),
+        ("%", None),
+        ("_", None),
+        ("🙂", None),
+        # Around words, the same syntax still finds them.
+        ('"work hardening', "/codes/cpt/97546/"),
+        ("work (hardening", "/codes/cpt/97546/"),
+        ("NEAR(work hardening)", "/codes/cpt/97546/"),
+        ("%hardening%", "/codes/cpt/97546/"),
+        ("🙂 hardening", "/codes/cpt/97546/"),
+    ],
+)
+def test_odd_queries_get_a_normal_page(client, sample_data, query, found):
+    tree = results_page(client.get("/search/", {"q": query}))
+    assert tree.xpath("//main//input[@name='q']/@value") == [query]
+    items = tree.xpath("//ol[@class='results']/li")
+    plural = "" if len(items) == 1 else "s"
+    assert words(tree.xpath("//h1")[0]) == f"{len(items)} result{plural} for “{query}”"
+    if found is None:
+        assert not items
+        assert f"Nothing matched “{query}”" in words(tree.xpath("//main")[0])
+    else:
+        assert found in tree.xpath("//ol[@class='results']//a/@href")
 
 
 def test_the_heading_counts_the_results_and_each_result_says_its_kind(
@@ -115,17 +139,31 @@ def test_a_kind_filter_keeps_only_that_kind_and_stays_chosen(client, sample_data
 
 
 def test_a_code_system_filter_keeps_only_that_system(client, sample_data):
-    tree = results_page(
-        client.get("/search/", {"q": "work hardening", "system": "icd-10-cm"})
+    # "procedure" is in the text of an ICD-10-CM code and of a CPT write-up.
+    everything = results_page(client.get("/search/", {"q": "procedure"}))
+    assert {"/codes/icd-10-cm/Z98.870/", "/codes/cpt/97546/"} <= set(
+        everything.xpath("//ol[@class='results']//a/@href")
     )
-    assert not tree.xpath("//ol[@class='results']//a[contains(@href, '/cpt/')]")
+    tree = results_page(
+        client.get("/search/", {"q": "procedure", "system": "icd-10-cm"})
+    )
+    assert tree.xpath("//ol[@class='results']//a/@href") == [
+        "/codes/icd-10-cm/Z98.870/"
+    ]
+    assert words(tree.xpath("//h1")[0]) == "1 result for “procedure”"
+    assert tree.xpath("//select[@name='system']/option[@selected]/@value") == [
+        "icd-10-cm"
+    ]
 
 
 def test_an_exact_code_with_a_filter_shows_results_instead_of_redirecting(
     client, sample_data
 ):
-    response = client.get("/search/", {"q": "97546", "kind": "write-up"})
-    assert response.status_code == 200
+    tree = results_page(client.get("/search/", {"q": "97546", "kind": "write-up"}))
+    assert words(tree.xpath("//h1")[0]) == "1 result for “97546”"
+    (item,) = tree.xpath("//ol[@class='results']/li")
+    assert item.xpath(".//a/@href") == ["/codes/cpt/97546/"]
+    assert words(item.xpath(".//*[@class='kind']")[0]) == "Write-up"
 
 
 @pytest.mark.parametrize(
