@@ -4,14 +4,17 @@ Time the search pages and the autocomplete endpoint on about 100,000 documents.
 Run: .venv/bin/python bench/search_pages.py [--postgres URL | --no-postgres]
      [--requests 200] [--keep]
 
-Builds a scratch database (a SQLite file under /tmp; a PostgreSQL database named
-cc_searchpages_bench on the server of --postgres, dropped afterwards), migrates it,
+Builds a scratch database (a SQLite file under /tmp; on the PostgreSQL server of
+--postgres, by default DATABASE_URL's, a database named test_<its name>_searchpages,
+dropped afterwards), migrates it,
 loads the sample data and the full ICD-10-CM code set (``import_icd10cm``, from the
 installed package: nothing is downloaded), so the index holds about 98,000 codes
 plus the seed write-up and policy. Then, in a fresh process on that database, it
 requests each address through Django's full request stack and prints the median and
 95th-percentile times, the query count, and each one's ratio to robots.txt (a
-near-empty request) timed in the same run. The goal: suggestions under 10 ms.
+near-empty request) timed in the same run. The goal: suggestions under 10 ms. Then
+the first part of the codes sitemap (50,000 addresses), which the site caches for an
+hour, timed with the cache emptied before each request.
 
 With --keep, the SQLite scratch file is kept and reused by the next run.
 """
@@ -28,7 +31,10 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
 SQLITE_FILE = Path("/tmp/cc_searchpages_bench.sqlite3")
-BENCH_DATABASE = "cc_searchpages_bench"
+POSTGRES_SCHEMES = ("postgres:", "postgresql:", "pgsql:")
+DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/carecodes"
+UNCACHED = ["/sitemap-codes.xml"]
+UNCACHED_REQUESTS = 5
 
 ADDRESSES = [
     "/robots.txt",
@@ -74,6 +80,7 @@ def measure(requests):
 
     django.setup()
     from django.conf import settings
+    from django.core.cache import cache
     from django.db import connection
     from django.test import Client
     from django.test.utils import setup_test_environment
@@ -120,6 +127,20 @@ def measure(requests):
             f"{address:58} {response.status_code:6} {median:9.2f} {p95:7.2f} "
             f"{len(queries):7} {median / baseline:6.1f}"
         )
+    print(f"uncached: the cache emptied before each of {UNCACHED_REQUESTS} requests")
+    for address in UNCACHED:
+        times = []
+        for _ in range(UNCACHED_REQUESTS):
+            cache.clear()
+            start = time.perf_counter()
+            response = client.get(address)
+            times.append(time.perf_counter() - start)
+        urls = response.content.count(b"<url>")
+        print(
+            f"{address:58} {response.status_code:6} {urls:,} addresses, median "
+            f"{statistics.median(times):.2f} s (min {min(times):.2f}, max "
+            f"{max(times):.2f})"
+        )
 
 
 def run(label, url, requests):
@@ -145,10 +166,13 @@ def postgres_admin(url, sql):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
+    named = os.environ.get("DATABASE_URL", "")
     parser.add_argument(
         "--postgres",
-        default="postgres://postgres@127.0.0.1:5432/postgres",
-        help="A PostgreSQL server to create the scratch database on.",
+        default=named if named.startswith(POSTGRES_SCHEMES) else DEFAULT_POSTGRES,
+        help="A PostgreSQL server to create the scratch database on, named after "
+        "this address's database (default: DATABASE_URL when it is PostgreSQL, else "
+        f"{DEFAULT_POSTGRES}).",
     )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--keep", action="store_true", help="Keep the SQLite file.")
@@ -169,14 +193,16 @@ def main():
             SQLITE_FILE.unlink(missing_ok=True)
 
     if not args.no_postgres:
-        url = urlunsplit(urlsplit(args.postgres)._replace(path=f"/{BENCH_DATABASE}"))
-        postgres_admin(args.postgres, f"DROP DATABASE IF EXISTS {BENCH_DATABASE}")
-        postgres_admin(args.postgres, f"CREATE DATABASE {BENCH_DATABASE}")
+        parts = urlsplit(args.postgres)
+        scratch = f"test_{parts.path.strip('/') or 'postgres'}_searchpages"
+        url = urlunsplit(parts._replace(path=f"/{scratch}"))
+        postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{scratch}"')
+        postgres_admin(args.postgres, f'CREATE DATABASE "{scratch}"')
         try:
             prepare(url)
-            run("PostgreSQL (scratch database)", url, args.requests)
+            run(f"PostgreSQL (scratch database {scratch})", url, args.requests)
         finally:
-            postgres_admin(args.postgres, f"DROP DATABASE IF EXISTS {BENCH_DATABASE}")
+            postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{scratch}"')
 
 
 if __name__ == "__main__":
