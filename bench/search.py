@@ -2,7 +2,7 @@
 Time the search engine on a corpus of at least 100,000 documents, against two
 baselines run on the same queries.
 
-Run: .venv/bin/python bench/search.py [--queries 200] [--documents 100000]
+Run: .venv/bin/python bench/search.py [--queries 100] [--documents 100000]
      [--no-icd10cm] [--database URL [--keep-index]]
 
 The run builds a throw-away database and removes it at the end: a SQLite file in a
@@ -53,7 +53,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carecodes.settings")
 def arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--documents", type=int, default=100_000)
-    parser.add_argument("--queries", type=int, default=200, help="per class")
+    parser.add_argument("--queries", type=int, default=100, help="per class")
     parser.add_argument(
         "--no-icd10cm",
         action="store_true",
