@@ -5,8 +5,12 @@ Two steps, both POST with CSRF: the upload is parsed and imported as a dry run, 
 the page shows the document's problems or a preview of what would change. Only the
 confirm step writes, in one transaction. The confirm form carries the document's text
 (a hidden field, parsed again on confirm), so no upload is kept on the server and
-what is saved is exactly what was previewed, unless the database changed meanwhile,
-in which case the confirm step imports against the current rows.
+what is saved is exactly what was previewed. If the object changed meanwhile (its
+version moved on), the confirm step is refused and says what changed.
+
+Permissions: a document that creates an object needs *add*, one that changes an
+existing object needs *change*; a model's admin can ask for more
+(``import_refusal``), such as *publish* to change a published policy.
 """
 
 from django import forms
@@ -17,7 +21,14 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from procedures.importing import MAX_DOCUMENT_BYTES, ImportRefused, decode_document
+from carecodes.admin import stale_message
+from procedures.importing import (
+    CREATED,
+    MAX_DOCUMENT_BYTES,
+    ImportRefused,
+    decode_document,
+)
+from procedures.parsing import Problem
 
 
 class DocumentUploadForm(forms.Form):
@@ -54,6 +65,8 @@ class DocumentConfirmForm(forms.Form):
     file_name = forms.CharField(
         widget=forms.HiddenInput, required=False, max_length=255
     )
+    # The version of the object the preview was made against (0: a new object).
+    base_version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
 
 class DocumentImportMixin:
@@ -71,6 +84,25 @@ class DocumentImportMixin:
         """Import ``parsed``; returns (ImportResult, saved object or None)."""
         raise NotImplementedError
 
+    def import_refusal(self, request, result, stored) -> str | None:
+        """Why this user may not save what ``result`` shows, or None."""
+        name = self.opts.verbose_name
+        if result.action == CREATED and not self.has_add_permission(request):
+            return f"You may not add a {name}: ask for the permission to add them."
+        if (
+            stored is not None
+            and result.changed
+            and not self.has_change_permission(request, stored)
+        ):
+            return (
+                f"This document would change the stored {name} “{stored}”, and you "
+                f"may not change it: ask for the permission to change {name}s."
+            )
+        return None
+
+    def has_import_permission(self, request):
+        return self.has_add_permission(request) or self.has_change_permission(request)
+
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
         return [
@@ -85,12 +117,12 @@ class DocumentImportMixin:
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
-            "can_import_document": self.has_add_permission(request),
+            "can_import_document": self.has_import_permission(request),
         }
         return super().changelist_view(request, extra_context)
 
     def import_view(self, request):
-        if not self.has_add_permission(request):
+        if not self.has_import_permission(request):
             raise PermissionDenied
         context = {
             **self.admin_site.each_context(request),
@@ -114,26 +146,37 @@ class DocumentImportMixin:
         options["file_name"] = upload.cleaned_data["document"].name
         return self._preview(request, context, upload, upload.text, options)
 
-    def _attempt(self, text, options, *, dry_run):
+    def _attempt(self, request, text, options, *, dry_run, base_version=None):
         """Parse and save (or only compare); returns (problems, result, saved)."""
         parsed = self.parse_document(text, options)
         if parsed.problems:
             return list(parsed.problems), None, None
         try:
             with transaction.atomic():
-                result, saved = self.save_document(parsed, options, dry_run=dry_run)
+                # What is stored now, as the document would find it.
+                result, saved = self.save_document(parsed, options, dry_run=True)
+                stored = saved if saved is not None and saved.pk else None
+                refusal = self.import_refusal(request, result, stored)
+                version = stored.version if stored is not None else 0
+                if refusal is None and base_version not in (None, version):
+                    refusal = stale_message(stored or saved, base_version)
+                if refusal is not None:
+                    raise ImportRefused([Problem(1, refusal)])
+                if not dry_run:
+                    result, saved = self.save_document(parsed, options, dry_run=False)
         except ImportRefused as refused:
             return refused.problems, None, None
         return [], result, saved
 
     def _preview(self, request, context, upload, text, options):
-        problems, result, _saved = self._attempt(text, options, dry_run=True)
+        problems, result, saved = self._attempt(request, text, options, dry_run=True)
         if problems:
             return self._render(
                 request, context, upload=upload, problems=problems, status=400
             )
+        version = saved.version if saved is not None and saved.pk else 0
         confirm = self.confirm_form(
-            initial={"text": text, **options},
+            initial={"text": text, "base_version": version, **options},
         )
         return self._render(
             request, context, upload=upload, result=result, confirm=confirm
@@ -155,10 +198,16 @@ class DocumentImportMixin:
         options = {
             name: value
             for name, value in confirm.cleaned_data.items()
-            if name != "text"
+            if name not in ("text", "base_version")
         }
         text = confirm.cleaned_data["text"]
-        problems, result, saved = self._attempt(text, options, dry_run=False)
+        problems, result, saved = self._attempt(
+            request,
+            text,
+            options,
+            dry_run=False,
+            base_version=confirm.cleaned_data["base_version"],
+        )
         if problems:
             return self._render(
                 request,

@@ -72,6 +72,15 @@ PROCEDURE_FIELDS = (
     "reviewed_on",
     "reviewed_by",
 )
+# The review's bookkeeping: which text it approved, when it is due again, and a
+# working revision with its own approval. A file from before they existed has none.
+PROCEDURE_REVIEW_FIELDS = {
+    "reviewed_text_sha256": "",
+    "review_due_on": None,
+    "revision": {},
+    "revision_review": {},
+}
+PROCEDURE_DATES = ("reviewed_on", "review_due_on")
 CODE_FIELDS = ("descriptor", "is_addon", "is_billable", "source", "notes")
 ROW_FIELDS = (
     "start_code",
@@ -170,8 +179,12 @@ def _export_policy(policy: Policy) -> dict:
 
 
 def _export_procedure(procedure: Procedure) -> dict:
-    values = {name: getattr(procedure, name) for name in PROCEDURE_FIELDS}
-    values["reviewed_on"] = _date(values["reviewed_on"])
+    values = {
+        name: getattr(procedure, name)
+        for name in (*PROCEDURE_FIELDS, *PROCEDURE_REVIEW_FIELDS)
+    }
+    for name in PROCEDURE_DATES:
+        values[name] = _date(values[name])
     return {
         "code": _code_key(procedure.code),
         **values,
@@ -330,6 +343,15 @@ def validate(data) -> None:
                 check.date(procedure, where, name)
             else:
                 check.text(procedure, where, name, blank=name != "title")
+        check.date(procedure, where, "review_due_on")
+        if "reviewed_text_sha256" in procedure:
+            check.text(procedure, where, "reviewed_text_sha256", limit=64)
+        for name in ("revision", "revision_review"):
+            value = procedure.get(name, {})
+            if not isinstance(value, dict) or not all(
+                isinstance(text, str | int) for text in value.values()
+            ):
+                check.fail(f"{where}.{name}", "should be an object of texts.")
         _check_timestamps(check, where, procedure)
     for where, code in check.items(data, "codes"):
         check.code_key([code.get("system"), code.get("code")], where)
@@ -652,7 +674,12 @@ def _import_procedure(item, result):
             ]
         )
     values = {name: item[name] for name in PROCEDURE_FIELDS}
-    values["reviewed_on"] = _day(values["reviewed_on"])
+    values |= {
+        name: item.get(name, default)
+        for name, default in PROCEDURE_REVIEW_FIELDS.items()
+    }
+    for name in PROCEDURE_DATES:
+        values[name] = _day(values[name])
     label = f"Write-up {system} {number}"
     procedure, _action = sync(
         Procedure, {"code": code}, values, result, label, dry_run=False

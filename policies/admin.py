@@ -1,7 +1,12 @@
 from django import forms
 from django.contrib import admin
 
-from carecodes.admin import MARKDOWN_FIELDS
+from carecodes.admin import (
+    BASE_VERSION,
+    MARKDOWN_FIELDS,
+    EditorialAdmin,
+    LockedModelForm,
+)
 from carecodes.admin_import import (
     DocumentConfirmForm,
     DocumentImportMixin,
@@ -9,12 +14,24 @@ from carecodes.admin_import import (
 )
 
 from .importing import import_policy
-from .models import Payer, Policy, PolicyCode, PolicyCodeGroup, PolicyReference
+from .models import (
+    Payer,
+    Policy,
+    PolicyCode,
+    PolicyCodeGroup,
+    PolicyReference,
+    PolicyStatus,
+)
 from .parsing import parse_policy
 
 
+def may_change_content(user, policy) -> bool:
+    """A draft is its authors'; what the public reads changes only by a publisher."""
+    return policy.status == PolicyStatus.DRAFT or user.has_perm("policies.can_publish")
+
+
 @admin.register(Payer)
-class PayerAdmin(admin.ModelAdmin):
+class PayerAdmin(EditorialAdmin):
     formfield_overrides = MARKDOWN_FIELDS
     list_display = ["name", "slug", "website"]
     search_fields = ["name"]
@@ -23,7 +40,8 @@ class PayerAdmin(admin.ModelAdmin):
 
 class PolicyCodeGroupInline(admin.TabularInline):
     model = PolicyCodeGroup
-    fields = ["position", "heading", "coverage", "system"]
+    form = LockedModelForm
+    fields = ["position", "heading", "coverage", "system", BASE_VERSION]
     extra = 0
     show_change_link = True
 
@@ -46,7 +64,7 @@ class PolicyConfirmForm(DocumentConfirmForm):
 
 
 @admin.register(Policy)
-class PolicyAdmin(DocumentImportMixin, admin.ModelAdmin):
+class PolicyAdmin(DocumentImportMixin, EditorialAdmin):
     upload_form = PolicyUploadForm
     confirm_form = PolicyConfirmForm
     document_name = "policy bulletin"
@@ -81,6 +99,50 @@ class PolicyAdmin(DocumentImportMixin, admin.ModelAdmin):
         ),
     ]
 
+    def has_publish_permission(self, request):
+        return request.user.has_perm("policies.can_publish")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = [*super().get_readonly_fields(request, obj)]
+        if not self.has_publish_permission(request):
+            # Publishing, unpublishing and withdrawing are a publisher's; so is
+            # changing what the public reads on a published policy.
+            fields += ["status", "withdrawn_on", "replaced_by"]
+            if obj is not None and obj.status != PolicyStatus.DRAFT:
+                return [*fields, *self._content_fields()]
+        return fields
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (
+            obj is None or self._may_change_content(request, obj)
+        )
+
+    def get_inlines(self, request, obj):
+        if obj is not None and not self._may_change_content(request, obj):
+            return []
+        return super().get_inlines(request, obj)
+
+    def _content_fields(self):
+        return [
+            name
+            for _title, options in self.fieldsets
+            for name in options["fields"]
+            if name not in ("created_at", "updated_at")
+        ]
+
+    def _may_change_content(self, request, policy):
+        return may_change_content(request.user, policy)
+
+    def import_refusal(self, request, result, stored):
+        refusal = super().import_refusal(request, result, stored)
+        if refusal is None and stored is not None and result.changed:
+            if not self._may_change_content(request, stored):
+                return (
+                    f"“{stored}” is {stored.get_status_display().lower()}: changing "
+                    "what the public reads needs the permission to publish policies."
+                )
+        return refusal
+
     def parse_document(self, text, options):
         return parse_policy(text, payer=options.get("payer"))
 
@@ -103,7 +165,17 @@ class PolicyCodeInline(admin.TabularInline):
 
 
 @admin.register(PolicyCodeGroup)
-class PolicyCodeGroupAdmin(admin.ModelAdmin):
+class PolicyCodeGroupAdmin(EditorialAdmin):
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (
+            obj is None or may_change_content(request.user, obj.policy)
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (
+            obj is None or may_change_content(request.user, obj.policy)
+        )
+
     inlines = [PolicyCodeInline]
     list_display = ["heading", "policy", "coverage", "system", "position"]
     list_filter = ["coverage", "system", "policy__payer"]

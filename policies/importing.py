@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from django.db import transaction
 from django.db.models import Q
 from django.utils.text import slugify
+from simple_history.utils import bulk_create_with_history
 
 from procedures.importing import (
     CREATED,
@@ -276,20 +277,24 @@ def _sync_code_table(policy, groups, result, *, dry_run) -> bool:
             position=group.position,
         )
         saved.save()
-        PolicyCode.objects.bulk_create(
-            PolicyCode(
-                group=saved,
-                system=saved.system,
-                start_code=row.start_code,
-                end_code=row.end_code,
-                seventh_character=row.seventh_character,
-                is_addon=row.is_addon,
-                description=row.description,
-                start_key=row.start_key,
-                end_key=row.end_key,
-                position=row.position,
-            )
-            for row in rows
+        # The code table's history records each row (carecodes.admin's history view).
+        bulk_create_with_history(
+            [
+                PolicyCode(
+                    group=saved,
+                    system=saved.system,
+                    start_code=row.start_code,
+                    end_code=row.end_code,
+                    seventh_character=row.seventh_character,
+                    is_addon=row.is_addon,
+                    description=row.description,
+                    start_key=row.start_key,
+                    end_key=row.end_key,
+                    position=row.position,
+                )
+                for row in rows
+            ],
+            PolicyCode,
         )
     return True
 
@@ -314,9 +319,12 @@ def _sync_references(policy, references, result, *, dry_run) -> bool:
     )
     if not dry_run:
         policy.references.all().delete()
-        PolicyReference.objects.bulk_create(
-            PolicyReference(policy=policy, position=position, citation=citation)
-            for position, citation in wanted
+        bulk_create_with_history(
+            [
+                PolicyReference(policy=policy, position=position, citation=citation)
+                for position, citation in wanted
+            ],
+            PolicyReference,
         )
     return True
 

@@ -3,17 +3,21 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from simple_history.models import HistoricalRecords
 
+from carecodes.editorial import Versioned
 from carecodes.markdown import StoredMarkdown
 from procedures import codes
 from procedures.models import CodeSystem, PublicationStatus
 
 
-class Payer(models.Model):
+class Payer(Versioned, models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     website = models.URLField(blank=True)
     description = models.TextField(blank=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["name"]
@@ -42,7 +46,7 @@ class PolicyQuerySet(models.QuerySet):
         return self.filter(status__in=[PolicyStatus.PUBLISHED, PolicyStatus.WITHDRAWN])
 
 
-class Policy(StoredMarkdown, models.Model):
+class Policy(StoredMarkdown, Versioned, models.Model):
     """A payer's coverage policy, such as an Aetna Clinical Policy Bulletin."""
 
     payer = models.ForeignKey(Payer, on_delete=models.CASCADE, related_name="policies")
@@ -89,6 +93,7 @@ class Policy(StoredMarkdown, models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PolicyQuerySet.as_manager()
+    history = HistoricalRecords(excluded_fields=["rendered", "updated_at"])
 
     # The top heading level of each field's Markdown on the policy page: scope and
     # exclusions sit under an <h3> of their own, the rest directly under an <h2>.
@@ -103,6 +108,9 @@ class Policy(StoredMarkdown, models.Model):
     class Meta:
         ordering = ["payer__name", "number"]
         verbose_name_plural = "policies"
+        permissions = [
+            ("can_publish", "Can publish, unpublish and withdraw policies"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["payer", "number"], name="policy_unique_number_per_payer"
@@ -153,7 +161,7 @@ class Coverage(models.TextChoices):
     INFORMATIONAL = "informational", "Listed for information"
 
 
-class PolicyCodeGroup(models.Model):
+class PolicyCodeGroup(Versioned, models.Model):
     """One group of the policy's code table, under the heading the source gives it."""
 
     policy = models.ForeignKey(
@@ -163,6 +171,8 @@ class PolicyCodeGroup(models.Model):
     coverage = models.CharField(max_length=15, choices=Coverage.choices)
     system = models.CharField(max_length=12, choices=CodeSystem.choices)
     position = models.PositiveSmallIntegerField(default=0)
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["policy", "position", "id"]
@@ -217,7 +227,10 @@ class PolicyCodeQuerySet(models.QuerySet):
 
         One indexed query: a code's sort key lies between a row's start and end keys.
         """
-        key = codes.sort_key(codes.System(system), code)
+        return self.naming_key(system, codes.sort_key(codes.System(system), code))
+
+    def naming_key(self, system, key):
+        """``naming`` by sort key; either may be an expression (``OuterRef``)."""
         return self.filter(
             system=system,
             start_key__lte=key,
@@ -278,6 +291,7 @@ class PolicyCode(models.Model):
     position = models.PositiveSmallIntegerField(default=0)
 
     objects = PolicyCodeQuerySet.as_manager()
+    history = HistoricalRecords(excluded_fields=["start_key", "end_key"])
 
     class Meta:
         ordering = ["group", "position", "id"]
@@ -339,6 +353,8 @@ class PolicyReference(models.Model):
     )
     position = models.PositiveSmallIntegerField()
     citation = models.TextField()
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["policy", "position"]

@@ -1,14 +1,20 @@
 from django import forms
 from django.contrib import admin, messages
-from django.utils import timezone
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from carecodes.admin import MARKDOWN_FIELDS
+from carecodes.admin import MARKDOWN_FIELDS, EditorialAdmin, LockedModelForm
 from carecodes.admin_import import (
     DocumentConfirmForm,
     DocumentImportMixin,
     DocumentUploadForm,
 )
+from carecodes.readability_admin import ReadabilityAdminMixin
+from policies.models import PolicyCode
 
 from .importing import WRITEUP_SOURCE, code_from_file_name, import_procedure
 from .models import (
@@ -19,6 +25,7 @@ from .models import (
     PublicationStatus,
 )
 from .parsing import parse_procedure
+from .views import code_page_preview
 
 
 @admin.register(CodeSection)
@@ -49,9 +56,10 @@ class ProcedureUploadForm(DocumentUploadForm):
     )
     replace_published = forms.BooleanField(
         required=False,
-        label="Replace a published write-up",
-        help_text="Put the new text live at once if the code's write-up is "
-        "published. Without it, a published write-up is left alone.",
+        label="Revise a published write-up",
+        help_text="If the code's write-up is published, keep the new text as its "
+        "working revision, for review and publishing; the public keeps the published "
+        "text until then. Without it, a published write-up is left alone.",
     )
 
 
@@ -60,27 +68,171 @@ class ProcedureConfirmForm(DocumentConfirmForm):
     replace_published = forms.BooleanField(widget=forms.HiddenInput, required=False)
 
 
+class ProcedureForm(LockedModelForm):
+    """A published write-up's form edits its working revision, if it has one."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and self.instance.revision:
+            for name, value in self.instance.revision.items():
+                if name in self.fields:
+                    self.initial[name] = value
+
+
+class ReviewFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("overdue", "Review overdue"),
+            ("never", "Never reviewed"),
+            ("revision", "Revision waiting"),
+            ("policy", "A policy changed since the review"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "overdue":
+            return queryset.review_overdue()
+        if self.value() == "never":
+            return queryset.never_reviewed()
+        if self.value() == "revision":
+            return queryset.exclude(revision={})
+        if self.value() == "policy":
+            return queryset.filter(policy_revised_since_review=True)
+        return queryset
+
+
 @admin.register(Procedure)
-class ProcedureAdmin(DocumentImportMixin, admin.ModelAdmin):
+class ProcedureAdmin(ReadabilityAdminMixin, DocumentImportMixin, EditorialAdmin):
     upload_form = ProcedureUploadForm
     confirm_form = ProcedureConfirmForm
     document_name = "write-up"
+    form = ProcedureForm
     formfield_overrides = MARKDOWN_FIELDS
-    list_display = ["code", "title", "status", "reviewed_on", "updated_at"]
-    list_filter = ["status", "code__system", "reviewed_on"]
+    list_display = [
+        "code",
+        "title",
+        "status",
+        "review_state",
+        "review_due_on",
+        "reading_grade",
+        "updated_at",
+    ]
+    list_filter = [ReviewFilter, "status", "code__system", "reviewed_on"]
     list_select_related = ["code"]
     search_fields = ["code__code", "title", "summary"]
     autocomplete_fields = ["code"]
-    readonly_fields = ["created_at", "updated_at"]
-    actions = ["publish", "unpublish"]
+    actions = ["approve", "publish", "unpublish", "discard_revision"]
     fieldsets = [
         (None, {"fields": ["code", "title", "status"]}),
         ("Write-up", {"fields": [name for name, _heading in WRITEUP_SECTIONS]}),
         (
             "Review",
-            {"fields": ["reviewed_on", "reviewed_by", "created_at", "updated_at"]},
+            {
+                "fields": [
+                    "review_state",
+                    "review_due_on",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
         ),
     ]
+
+    def get_queryset(self, request):
+        # A published policy naming the code (by itself or in a range) that its payer
+        # reviewed after the write-up's own review: the write-up may be out of date.
+        revised = PolicyCode.objects.naming_key(
+            OuterRef("code__system"), OuterRef("code__sort_key")
+        ).filter(group__policy__last_reviewed_on__gt=OuterRef("reviewed_on"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(policy_revised_since_review=Exists(revised))
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = ["review_state", "created_at", "updated_at"]
+        if not self.has_publish_permission(request):
+            fields.append("status")
+        if not self.has_review_permission(request):
+            fields.append("review_due_on")
+        return fields
+
+    def has_publish_permission(self, request):
+        return request.user.has_perm("procedures.can_publish")
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a live write-up takes it off the public site: a publisher's call.
+        return super().has_delete_permission(request, obj) and (
+            obj is None or not obj.is_published or self.has_publish_permission(request)
+        )
+
+    def has_review_permission(self, request):
+        return request.user.has_perm("procedures.can_review")
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="procedures_procedure_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request, object_id):
+        """The public page as it will look with the working revision published."""
+        procedure = get_object_or_404(
+            Procedure.objects.select_related("code"), pk=object_id
+        )
+        if not self.has_view_permission(request, procedure):
+            raise PermissionDenied
+        return code_page_preview(request, procedure)
+
+    @admin.display(description="review")
+    def review_state(self, procedure):
+        if procedure.revision:
+            waiting = (
+                f"approved by {procedure.revision_review['by']}"
+                if procedure.revision_review
+                else "not yet approved"
+            )
+            state = f"Revision waiting, {waiting}"
+        elif procedure.is_approved:
+            on = procedure.reviewed_on.strftime("%-d %b %Y")
+            state = f"Approved by {procedure.reviewed_by} on {on}"
+        else:
+            state = "Not yet reviewed"
+        if getattr(procedure, "policy_revised_since_review", False):
+            state += "; a policy naming this code was revised since"
+        if procedure.pk is None:
+            return state
+        return format_html(
+            '{} · <a href="{}">preview</a>',
+            state,
+            reverse("admin:procedures_procedure_preview", args=[procedure.pk]),
+        )
+
+    def save_model(self, request, obj, form, change):
+        stored = Procedure.objects.filter(pk=obj.pk).first() if change else None
+        if stored is not None and stored.is_published and obj.is_published:
+            # Edits of a live write-up wait in its revision; the public page keeps
+            # the published text until a reviewed revision is published.
+            edited = obj.text()
+            for name, value in stored.text().items():
+                setattr(obj, name, value)
+            obj.set_revision(edited)
+            if obj.revision:
+                self.message_user(
+                    request,
+                    "Your changes are kept as a working revision. The public page "
+                    "shows the published text until a clinical reviewer approves the "
+                    "revision and it is published.",
+                    messages.INFO,
+                )
+        super().save_model(request, obj, form, change)
 
     def parse_document(self, text, options):
         code = options.get("code") or code_from_file_name(options.get("file_name", ""))
@@ -95,35 +247,67 @@ class ProcedureAdmin(DocumentImportMixin, admin.ModelAdmin):
         )
         return result, result.instance
 
-    @admin.action(description="Publish the selected write-ups")
-    def publish(self, request, queryset):
-        changed = 0
-        for procedure in queryset.exclude(status=PublicationStatus.PUBLISHED):
-            procedure.status = PublicationStatus.PUBLISHED
-            procedure.reviewed_on = procedure.reviewed_on or timezone.localdate()
-            procedure.save()
-            changed += 1
-        self.message_user(
-            request,
-            ngettext("%d write-up published.", "%d write-ups published.", changed)
-            % changed,
-            messages.SUCCESS,
-        )
+    def _report(self, request, done, skipped, verb):
+        if done:
+            self.message_user(
+                request,
+                ngettext(f"%d write-up {verb}.", f"%d write-ups {verb}.", done) % done,
+                messages.SUCCESS,
+            )
+        for procedure, why in skipped:
+            self.message_user(request, f"{procedure}: {why}", messages.WARNING)
 
-    @admin.action(description="Return the selected write-ups to draft")
+    @admin.action(
+        permissions=["review"], description="Approve the text of the selected write-ups"
+    )
+    def approve(self, request, queryset):
+        done = 0
+        for procedure in queryset:
+            procedure.approve(request.user)
+            procedure.save()
+            done += 1
+        self._report(request, done, [], "approved")
+
+    @admin.action(permissions=["publish"], description="Publish the selected write-ups")
+    def publish(self, request, queryset):
+        done, skipped = 0, []
+        for procedure in queryset:
+            if procedure.revision:
+                if not procedure.revision_is_approved:
+                    skipped.append((procedure, "its revision is not approved yet."))
+                    continue
+                procedure.publish_revision()
+            elif procedure.is_published:
+                continue
+            elif not procedure.is_approved:
+                skipped.append(
+                    (procedure, "a clinical reviewer has not approved this text yet.")
+                )
+                continue
+            procedure.status = PublicationStatus.PUBLISHED
+            procedure.save()
+            done += 1
+        self._report(request, done, skipped, "published")
+
+    @admin.action(
+        permissions=["publish"], description="Return the selected write-ups to draft"
+    )
     def unpublish(self, request, queryset):
-        changed = 0
+        done = 0
         for procedure in queryset.filter(status=PublicationStatus.PUBLISHED):
             procedure.status = PublicationStatus.DRAFT
             procedure.save()
-            changed += 1
-        self.message_user(
-            request,
-            ngettext(
-                "%d write-up returned to draft.",
-                "%d write-ups returned to draft.",
-                changed,
-            )
-            % changed,
-            messages.SUCCESS,
-        )
+            done += 1
+        self._report(request, done, [], "returned to draft")
+
+    @admin.action(
+        permissions=["change"],
+        description="Discard the working revision of the selected",
+    )
+    def discard_revision(self, request, queryset):
+        done = 0
+        for procedure in queryset.exclude(revision={}):
+            procedure.revision, procedure.revision_review = {}, {}
+            procedure.save()
+            done += 1
+        self._report(request, done, [], "left without a revision")

@@ -233,8 +233,9 @@ def import_procedure(
 
     A new write-up is a draft for review (published at once only with ``publish``,
     which the sample data uses). A stored draft takes the new text. A published
-    write-up whose text would change is refused unless ``replace_published``: its new
-    text then goes live at once, and it stays published; an import never unpublishes.
+    write-up whose text would change is refused unless ``replace_published``: the new
+    text then becomes its working revision, which a clinical reviewer approves and a
+    publisher puts live; the public keeps the published text until then.
     """
     if parsed.problems:
         raise ImportRefused(parsed.problems)
@@ -256,22 +257,25 @@ def import_procedure(
         values["status"] = PublicationStatus.PUBLISHED
     elif stored is None:
         values["status"] = PublicationStatus.DRAFT
-    elif stored.is_published and not replace_published:
+    elif stored.is_published:
         differs = [
             name for name, value in values.items() if getattr(stored, name) != value
         ]
-        if differs:
+        if differs and not replace_published:
             raise ImportRefused(
                 [
                     Problem(
                         1,
                         f"The write-up of {code} is published, and this document "
                         f"would change its {', '.join(differs)}. Import it with "
-                        f"“replace published” (--replace-published) to put the new "
-                        f"text live, or return the write-up to draft first.",
+                        f"“revise a published write-up” (--replace-published) to "
+                        f"keep the new text as its working revision for review.",
                     )
                 ]
             )
+        revised = Procedure(**{name: getattr(stored, name) for name in values})
+        revised.set_revision(values)
+        values = {"revision": revised.revision}
     result.instance, result.action = sync(
         Procedure,
         {"code": code},

@@ -1,7 +1,13 @@
+import datetime
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
+from carecodes.editorial import Versioned, text_digest
 from carecodes.markdown import StoredMarkdown
 
 from . import codes
@@ -229,6 +235,15 @@ class ProcedureQuerySet(models.QuerySet):
     def published(self):
         return self.filter(status=PublicationStatus.PUBLISHED)
 
+    def never_reviewed(self):
+        return self.filter(reviewed_on__isnull=True)
+
+    def review_overdue(self, today=None):
+        return self.filter(review_due_on__lt=today or timezone.localdate())
+
+
+# A write-up is read again by a clinician a year after each review.
+REVIEW_INTERVAL = datetime.timedelta(days=365)
 
 # The write-up sections in the order the source pages use.
 WRITEUP_SECTIONS = [
@@ -248,7 +263,7 @@ WRITEUP_SECTIONS = [
 ]
 
 
-class Procedure(StoredMarkdown, models.Model):
+class Procedure(StoredMarkdown, Versioned, models.Model):
     """A plain-language write-up of the procedure a code stands for."""
 
     code = models.OneToOneField(
@@ -275,8 +290,32 @@ class Procedure(StoredMarkdown, models.Model):
         choices=PublicationStatus.choices,
         default=PublicationStatus.DRAFT,
     )
-    reviewed_on = models.DateField(null=True, blank=True)
-    reviewed_by = models.CharField(max_length=200, blank=True)
+    # The review speaks for one text: set by a clinical reviewer's approval
+    # (approve()), cleared by save() as soon as the text differs from it.
+    reviewed_on = models.DateField(null=True, blank=True, editable=False)
+    reviewed_by = models.CharField(
+        max_length=200, blank=True, editable=False, help_text="The reviewer's name."
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reviewed_text_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    review_due_on = models.DateField(
+        "review due",
+        null=True,
+        blank=True,
+        help_text="When a clinician should read it again (a year after each review).",
+    )
+    # A published write-up's next text, edited and reviewed while the public keeps
+    # the published one: {field name: Markdown} for the fields that differ.
+    revision = models.JSONField(default=dict, blank=True, editable=False)
+    # The approval of that revision: {"by", "on", "reviewer_id", "sha256"}.
+    revision_review = models.JSONField(default=dict, blank=True, editable=False)
     rendered = models.JSONField(
         default=dict,
         editable=False,
@@ -286,21 +325,37 @@ class Procedure(StoredMarkdown, models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ProcedureQuerySet.as_manager()
+    history = HistoricalRecords(excluded_fields=["rendered", "updated_at"])
 
     # Each section's Markdown sits under its own <h2>, so its headings start at <h3>.
     MARKDOWN_FIELDS = {name: 3 for name, _heading in WRITEUP_SECTIONS}
 
     class Meta:
         ordering = ["code__system", "code__sort_key"]
+        permissions = [
+            ("can_publish", "Can publish and unpublish write-ups"),
+            ("can_review", "Can approve write-ups as a clinical reviewer"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(status__in=PublicationStatus.values),
                 name="procedure_status_valid",
             ),
         ]
+        indexes = [
+            # The admin's list of write-ups whose review is due.
+            models.Index(fields=["review_due_on"], name="procedure_review_due_idx"),
+        ]
 
     def __str__(self):
         return f"{self.code.code}: {self.title}"
+
+    def save(self, *args, **kwargs):
+        if self.reviewed_text_sha256 != self.text_digest():
+            self._clear_review()
+        if self.revision_review.get("sha256") != self.revision_digest():
+            self.revision_review = {}
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self):
         return self.code.get_absolute_url()
@@ -308,6 +363,72 @@ class Procedure(StoredMarkdown, models.Model):
     @property
     def is_published(self):
         return self.status == PublicationStatus.PUBLISHED
+
+    # The text a review approves: the name and every section.
+    TEXT_FIELDS = ("title", *(name for name, _heading in WRITEUP_SECTIONS))
+
+    def text(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in self.TEXT_FIELDS}
+
+    def text_digest(self) -> str:
+        return text_digest(self.text())
+
+    def revised_text(self) -> dict[str, str]:
+        """The text with the working revision applied (the text itself if none)."""
+        return self.text() | self.revision
+
+    def revision_digest(self) -> str:
+        return text_digest(self.revised_text()) if self.revision else ""
+
+    @property
+    def is_approved(self) -> bool:
+        """A clinical reviewer approved exactly the text stored now."""
+        return bool(self.reviewed_text_sha256)
+
+    @property
+    def revision_is_approved(self) -> bool:
+        return bool(self.revision and self.revision_review)
+
+    def approve(self, user, today=None):
+        """Record ``user``'s approval of the text they read: the revision, if any."""
+        today = today or timezone.localdate()
+        name = user.get_full_name() or user.get_username()
+        if self.revision:
+            self.revision_review = {
+                "by": name,
+                "on": today.isoformat(),
+                "reviewer_id": user.pk,
+                "sha256": self.revision_digest(),
+            }
+            return
+        self.reviewed_on, self.reviewed_by, self.reviewer = today, name, user
+        self.reviewed_text_sha256 = self.text_digest()
+        self.review_due_on = today + REVIEW_INTERVAL
+
+    def set_revision(self, values: dict[str, str]):
+        """Keep ``values`` as the working revision; the published text stays."""
+        stored = self.text()
+        self.revision = {
+            name: value
+            for name, value in values.items()
+            if name in stored and value != stored[name]
+        }
+
+    def publish_revision(self):
+        """Put the approved revision live with its review, in this object."""
+        review = self.revision_review
+        for name, value in self.revision.items():
+            setattr(self, name, value)
+        self.revision, self.revision_review = {}, {}
+        self.reviewed_on = datetime.date.fromisoformat(review["on"])
+        self.reviewed_by = review["by"]
+        self.reviewer_id = review["reviewer_id"]
+        self.reviewed_text_sha256 = self.text_digest()
+        self.review_due_on = self.reviewed_on + REVIEW_INTERVAL
+
+    def _clear_review(self):
+        self.reviewed_on, self.reviewed_by, self.reviewer = None, "", None
+        self.reviewed_text_sha256, self.review_due_on = "", None
 
     def sections(self):
         """(field name, heading, HTML) for each section that has text, in order."""

@@ -1,3 +1,5 @@
+import datetime
+
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.db.models import F
@@ -10,7 +12,7 @@ from carecodes.errors import NotFound
 from policies.models import PolicyCode
 
 from . import codes, similar
-from .models import Code, CodeSection, Procedure
+from .models import Code, CodeSection, Procedure, PublicationStatus
 
 NEIGHBOURS = 3
 
@@ -128,11 +130,16 @@ def code_detail(request, system, code):
     procedure = getattr(code, "procedure", None)
     if procedure is not None and not procedure.is_published:
         procedure = None
+    return render_code_page(request, code, procedure)
+
+
+def render_code_page(request, code, procedure, *, preview=False):
     section = code.section
     crumbs = [*breadcrumbs_for(section), (code.code, code.get_absolute_url())]
     context = {
         "code": code,
         "procedure": procedure,
+        "preview": preview,
         "section": section,
         "crumbs": crumbs,
         "primary_codes": list(code.primary_codes.all()),
@@ -155,6 +162,29 @@ def code_detail(request, system, code):
         "json_ld": seo.code_page(request, code, procedure, crumbs),
     }
     return render(request, "procedures/code_detail.html", context)
+
+
+def code_page_preview(request, procedure):
+    """
+    The code page as the public will see it once ``procedure`` is published with its
+    working revision, for staff (the admin checks who may look). Never cached, never
+    indexed.
+    """
+    shown = Procedure.objects.select_related("code").get(pk=procedure.pk)
+    for name, value in procedure.revision.items():
+        setattr(shown, name, value)
+    shown.rendered = {}  # The revision's Markdown goes through the renderer now.
+    shown.status = PublicationStatus.PUBLISHED
+    if procedure.revision:
+        review = procedure.revision_review
+        shown.reviewed_on = (
+            datetime.date.fromisoformat(review["on"]) if review else None
+        )
+        shown.reviewed_by = review.get("by", "")
+    response = render_code_page(request, shown.code, shown, preview=True)
+    response["Cache-Control"] = "private, no-store"
+    response["X-Robots-Tag"] = "noindex"
+    return response
 
 
 def similar_codes(request, system, code):

@@ -16,10 +16,14 @@ DERIVED_MODELS = {"procedures.SimilarCode"}
 
 
 def _models():
+    # History (simple-history's Historical* models) is the record of changes, not
+    # content: each path that writes keeps its own.
     return [
         model
         for model in apps.get_models(include_auto_created=True)
-        if model._meta.app_label in APPS and model._meta.label not in DERIVED_MODELS
+        if model._meta.app_label in APPS
+        and model._meta.label not in DERIVED_MODELS
+        and not hasattr(model, "instance_type")
     ]
 
 
@@ -29,7 +33,10 @@ def _plain(value):
     return value
 
 
-def natural_dump(skip=("created_at", "updated_at")):
+# The row's save counter (optimistic locking) says how it was written, not what it
+# holds; the reviewer's account is the site's, not the content's (the backup keeps
+# the reviewer's name).
+def natural_dump(skip=("created_at", "updated_at", "version", "reviewer")):
     rows_by_model = {}
     for model in _models():
         fields = [f for f in model._meta.concrete_fields if f.name not in skip]

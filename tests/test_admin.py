@@ -109,19 +109,27 @@ def test_a_range_that_ends_before_it_starts_is_refused(staff_client, sample_data
     assert not PolicyCode.objects.filter(description="Backwards").exists()
 
 
-def test_publishing_from_the_list_makes_a_draft_public(
+def test_publishing_from_the_list_makes_an_approved_draft_public(
     staff_client, sample_data, client
 ):
     procedure = Procedure.objects.get(code__code="97546")
     procedure.status = "draft"
     procedure.save()
+    changelist = reverse("admin:procedures_procedure_changelist")
     staff_client.post(
-        reverse("admin:procedures_procedure_changelist"),
-        {"action": "publish", "_selected_action": [procedure.pk]},
+        changelist, {"action": "publish", "_selected_action": [procedure.pk]}
+    )
+    procedure.refresh_from_db()
+    assert not procedure.is_published  # nobody approved the text
+    staff_client.post(
+        changelist, {"action": "approve", "_selected_action": [procedure.pk]}
+    )
+    staff_client.post(
+        changelist, {"action": "publish", "_selected_action": [procedure.pk]}
     )
     procedure.refresh_from_db()
     assert procedure.is_published
-    assert procedure.reviewed_on is not None
+    assert procedure.reviewed_by == "erin"
 
 
 def test_patients_cannot_reach_the_admin(client, sample_data):

@@ -247,7 +247,9 @@ def test_a_write_up_named_without_its_code_takes_the_code_from_the_form(erin):
     assert Procedure.objects.get().code.code == "97546"
 
 
-def test_a_published_write_up_is_replaced_only_when_staff_say_so(erin, sample_data):
+def test_a_published_write_up_is_revised_only_when_staff_say_so(
+    erin, sample_data, client
+):
     edited = WRITEUP.read_bytes().replace(b"specialized therapy", b"structured therapy")
     response = erin.post(
         PROCEDURE_IMPORT, {"document": upload(edited, name=WRITEUP.name)}
@@ -261,5 +263,11 @@ def test_a_published_write_up_is_replaced_only_when_staff_say_so(erin, sample_da
     assert response.status_code == 200
     erin.post(PROCEDURE_IMPORT, confirm_data(response))
     procedure = Procedure.objects.get()
-    assert "structured therapy" in procedure.summary
+    # The new text waits as the working revision; the public keeps the published one.
+    assert "structured therapy" in procedure.revision["summary"]
+    assert "specialized therapy" in procedure.summary
     assert procedure.status == PublicationStatus.PUBLISHED
+    erin.logout()
+    public = client.get("/codes/cpt/97546/").content.decode()
+    assert "specialized therapy" in public
+    assert "structured therapy" not in public

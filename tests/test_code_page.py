@@ -196,10 +196,13 @@ def test_a_nul_character_in_the_address_gets_a_clear_400(client, sample_data, ad
     assert tree.xpath("//main//form[@role='search']")
 
 
-def test_every_code_page_has_a_review_line(client, sample_data):
-    for address in ["/codes/cpt/97546/", "/codes/hcpcs/S9117/"]:
-        tree = page(client.get(address))
-        assert tree.xpath("//p[@class='review-line']"), address
+def test_a_write_up_has_a_review_line_and_a_bare_code_has_none(client, sample_data):
+    tree = page(client.get("/codes/cpt/97546/"))
+    assert tree.xpath("//p[@class='review-line']")
+    # The official descriptor alone was never a clinician's to review.
+    tree = page(client.get("/codes/hcpcs/S9117/"))
+    assert not tree.xpath("//p[@class='review-line']")
+    assert "Not yet reviewed" not in tree.text_content()
 
 
 def test_a_reviewed_write_up_says_when_and_by_whom(client, sample_data):

@@ -86,14 +86,16 @@ def test_a_published_write_up_is_not_changed_without_being_told(sample_data, edi
     assert pk_dump() == before
 
 
-def test_replace_published_puts_the_new_text_live_and_keeps_it_published(
+def test_replace_published_keeps_the_new_text_as_a_revision_for_review(
     sample_data, edited
 ):
     import_procedure(edited, replace_published=True)
     procedure = Procedure.objects.get()
     assert procedure.status == PublicationStatus.PUBLISHED
-    assert "structured therapy programme" in procedure.summary
-    assert "structured therapy programme" in procedure.html["summary"]
+    assert "structured therapy programme" in procedure.revision["summary"]
+    assert "structured therapy programme" not in procedure.summary
+    assert "structured therapy programme" not in procedure.html["summary"]
+    assert not procedure.revision_is_approved
 
 
 def test_the_same_text_over_a_published_write_up_changes_nothing(sample_data):

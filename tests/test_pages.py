@@ -130,8 +130,9 @@ def test_reviewed_write_ups_come_first_on_the_home_page(client, sample_data):
         code=newer,
         title="Community reintegration",
         status=PublicationStatus.PUBLISHED,
-        reviewed_on="2026-09-01",
-        reviewed_by="Dana Reyes",
+    )
+    Procedure.objects.filter(code=newer).update(
+        reviewed_on="2026-09-01", reviewed_by="Dana Reyes"
     )
     tree = html.fromstring(client.get("/").content)
     items = [

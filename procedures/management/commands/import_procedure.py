@@ -20,7 +20,9 @@ class Command(DocumentImportCommand):
         "written; then all are saved in one transaction, writing only what differs. "
         "A stored draft takes the new text. A PUBLISHED write-up is never unpublished: "
         "if the file would change its text the import is refused, unless "
-        "--replace-published is given, which puts the new text live at once."
+        "--replace-published is given, which keeps the new text as the write-up's "
+        "working revision, for a clinical reviewer to approve and a publisher to put "
+        "live."
     )
     document = "write-up"
 
@@ -32,7 +34,8 @@ class Command(DocumentImportCommand):
         parser.add_argument(
             "--replace-published",
             action="store_true",
-            help="Let the files replace the text of published write-ups.",
+            help="Keep the files' text as the working revision of published "
+            "write-ups (the public keeps the published text).",
         )
         parser.add_argument(
             "--source",
