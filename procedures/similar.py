@@ -762,15 +762,30 @@ def _note(code_ids=(), policy_ids=()):
         _pending.codes, _pending.policies = set(), set()
     _pending.codes.update(code_ids)
     _pending.policies.update(policy_ids)
-    transaction.on_commit(flush)
+    # Similar codes are derived data: a failure to refresh them is logged, and must
+    # not turn a committed save into an error page, nor stop the callbacks after it
+    # (the search index's).
+    transaction.on_commit(flush, robust=True)
 
 
 def flush():
     code_ids = set(getattr(_pending, "codes", ()))
     policy_ids = set(getattr(_pending, "policies", ()))
     _pending.codes, _pending.policies = set(), set()
-    if code_ids or policy_ids:
+    if not (code_ids or policy_ids):
+        return
+    try:
         refresh(code_ids, policy_ids)
+    except Exception:
+        # The save has committed. Say what is stale and how to repair it: Django's
+        # own message for a failed robust callback names only "flush".
+        logger.exception(
+            "Similar codes were not refreshed after a commit (codes: %d, "
+            "policies: %d); their lists stay as they were until manage.py "
+            "rebuild_similar_codes runs.",
+            len(code_ids),
+            len(policy_ids),
+        )
 
 
 def _listers(code_ids):

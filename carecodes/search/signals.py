@@ -8,12 +8,15 @@ written by the next commit, which reads the content as it then is (harmless: the
 index is rebuilt from the content, never from the queue).
 """
 
+import logging
 import threading
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from . import indexing
+
+logger = logging.getLogger(__name__)
 
 _pending = threading.local()
 
@@ -29,10 +32,21 @@ def flush():
     codes, policies = set(code_ids), set(policy_ids)
     code_ids.clear()
     policy_ids.clear()
-    if codes:
-        indexing.reindex_codes(codes)
-    if policies:
-        indexing.reindex_policies(policies)
+    try:
+        if codes:
+            indexing.reindex_codes(codes)
+        if policies:
+            indexing.reindex_policies(policies)
+    except Exception:
+        # The save has committed. Say what is stale and how to repair it: Django's
+        # own message for a failed robust callback names only "flush".
+        logger.exception(
+            "The search index was not refreshed after a commit (codes: %d, "
+            "policies: %d); search shows them as they were until manage.py "
+            "rebuild_search_index runs.",
+            len(codes),
+            len(policies),
+        )
 
 
 def queue(codes=(), policies=()):
