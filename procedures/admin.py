@@ -13,6 +13,7 @@ from carecodes.admin_import import (
     DocumentImportMixin,
     DocumentUploadForm,
 )
+from carecodes.editorial import text_digest
 from carecodes.readability_admin import ReadabilityAdminMixin
 from policies.models import PolicyCode
 
@@ -77,6 +78,25 @@ class ProcedureForm(LockedModelForm):
             for name, value in self.instance.revision.items():
                 if name in self.fields:
                     self.initial[name] = value
+
+    def clean(self):
+        cleaned = super().clean()
+        stored = self.instance
+        going_live = cleaned.get("status") == PublicationStatus.PUBLISHED and not (
+            stored.pk is not None and stored.is_published_in_database
+        )
+        if going_live:
+            text = {
+                name: cleaned.get(name, getattr(stored, name))
+                for name in stored.TEXT_FIELDS
+            }
+            if stored.reviewed_text_sha256 != text_digest(text):
+                self.add_error(
+                    "status",
+                    "A clinical reviewer has not approved this text yet: save it as "
+                    "a draft and ask for a review, then publish it.",
+                )
+        return cleaned
 
 
 class ReviewFilter(admin.SimpleListFilter):

@@ -364,6 +364,13 @@ class Procedure(StoredMarkdown, Versioned, models.Model):
     def is_published(self):
         return self.status == PublicationStatus.PUBLISHED
 
+    @property
+    def is_published_in_database(self) -> bool:
+        """Whether the stored row is live (an edited form may say otherwise)."""
+        return Procedure.objects.filter(
+            pk=self.pk, status=PublicationStatus.PUBLISHED
+        ).exists()
+
     # The text a review approves: the name and every section.
     TEXT_FIELDS = ("title", *(name for name, _heading in WRITEUP_SECTIONS))
 

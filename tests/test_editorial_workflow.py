@@ -397,3 +397,21 @@ def test_an_import_confirmed_after_someone_else_saved_is_refused(client, write_u
     write_up.refresh_from_db()
     assert write_up.purpose == "Saved while the preview was open."
     assert "structured therapy" not in write_up.summary
+
+
+def test_the_change_form_will_not_publish_unapproved_text(client, write_up, pia, rui):
+    write_up.status = PublicationStatus.DRAFT
+    write_up.save()
+    response = edit(as_user(client, pia), write_up, status="published")
+    assert any("has not approved this text yet" in text for text in messages(response))
+    write_up.refresh_from_db()
+    assert write_up.status == PublicationStatus.DRAFT
+
+    write_up.approve(rui)
+    write_up.save()
+    # Approved, but the publisher changes a word as they publish: not approved.
+    response = edit(client, write_up, status="published", purpose="New words.")
+    assert any("has not approved this text yet" in text for text in messages(response))
+    edit(client, write_up, status="published")
+    write_up.refresh_from_db()
+    assert write_up.is_published

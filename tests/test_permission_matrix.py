@@ -279,16 +279,17 @@ def publish_in_the_form(client):
 
 def restore_from_history(client):
     procedure = write_up()
-    first = procedure.history.earliest()
-    procedure.summary = "A later summary."
     procedure.status = PublicationStatus.DRAFT
+    procedure.save()
+    draft = procedure.history.latest()
+    procedure.summary = "A later summary."
     procedure.save()
     address = reverse(
         "admin:procedures_procedure_simple_history",
-        args=[procedure.pk, first.history_id],
+        args=[procedure.pk, draft.history_id],
     )
     change_form_post(client, address)
-    return Procedure.objects.get(pk=procedure.pk).summary == first.summary
+    return Procedure.objects.get(pk=procedure.pk).summary == draft.summary
 
 
 def withdraw_policy(client):
