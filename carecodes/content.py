@@ -2,7 +2,8 @@
 All editorial content as one versioned JSON document, and back: the backup path.
 
 ``export_content()`` gathers payers, policies (with their code groups, rows,
-references, related policies and replacements), write-ups, and the codes that content
+references, related policies and replacements), write-ups, their editorial history
+(carecodes.content_history), and the codes that content
 names whose descriptor does not come from an official code set (bulletin- or
 write-up-sourced codes), so a restore into a database with only the official code
 sets loses nothing.
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 from django.utils import timezone
 
+from carecodes.content_history import check_history, export_history, import_history
 from policies.importing import link_related_policies, sync_policy_content
 from policies.models import (
     Coverage,
@@ -136,6 +138,7 @@ def export_content() -> dict:
         "policies": [_export_policy(policy) for policy in policies],
         "procedures": [_export_procedure(procedure) for procedure in procedures],
         "codes": [_export_code(code) for code in _content_codes(policies, procedures)],
+        "history": export_history(),
     }
 
 
@@ -369,6 +372,7 @@ def validate(data) -> None:
             for index, key in enumerate(primaries):
                 check.code_key(key, f"{where}.primary_codes[{index}]")
         check.date(code, where, "updated_at", kind=datetime.datetime, null=False)
+    check_history(check, data)
     if check.problems:
         raise ContentError(check.problems)
 
@@ -521,6 +525,7 @@ def import_content(data, *, replace: bool = False) -> ImportResult:
         Procedure.objects.exclude(pk__in=procedures).delete()
         Policy.objects.exclude(pk__in=[p.pk for p in policies.values()]).delete()
         Payer.objects.exclude(pk__in=[p.pk for p in payers.values()]).delete()
+    import_history(data)
     return result
 
 

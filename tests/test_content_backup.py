@@ -123,8 +123,39 @@ def test_a_restore_after_losing_the_content_gives_the_same_file(content, tmp_pat
 
     import_file(first)
     second = export(tmp_path, "second.json")
-    assert without_export_time(second) == without_export_time(first)
+    restored, original = without_export_time(second), without_export_time(first)
+    history, kept = restored.pop("history"), original.pop("history")
+    assert restored == original
     assert natural_dump(skip=("version", "reviewer")) == before
+    # Every record of the file's history is back, and the restore's own writes
+    # are recorded after them.
+    for section, records in kept.items():
+        assert history[section][: len(records)] == records
+        assert len(history[section]) > len(records)
+
+
+def test_the_history_travels_with_the_backup(content, tmp_path, client):
+    procedure = Procedure.objects.get()
+    procedure.purpose = "Words changed before the backup."
+    procedure.save()
+    before = [
+        (record.history_date, record.history_type, record.purpose)
+        for record in procedure.history.order_by("history_date")
+    ]
+    path = export(tmp_path)
+    flush_content(json.loads(path.read_text(encoding="utf-8")))
+    import_file(path)
+    restored = Procedure.objects.get()
+    after = [
+        (record.history_date, record.history_type, record.purpose)
+        for record in restored.history.order_by("history_date")
+    ]
+    assert after[: len(before)] == before
+    assert "Words changed before the backup." in [purpose for *_, purpose in after]
+    # Importing the same file again adds no record.
+    count = restored.history.count()
+    import_file(path)
+    assert restored.history.count() == count
 
 
 def test_nothing_is_removed_unless_replace_is_asked_for(content, tmp_path):
