@@ -7,18 +7,25 @@ import difflib
 import re
 
 from django import forms
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models
-from django.utils.html import escape
+from django.db import models, router, transaction
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator, capfirst
 from markdownx.widgets import AdminMarkdownxWidget
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
 
+from .markdown import MarkdownField
+
 # Every free-text field of a write-up or policy is Markdown, edited with a live preview
 # that goes through carecodes.markdown.render_markdown.
-MARKDOWN_FIELDS = {models.TextField: {"widget": AdminMarkdownxWidget}}
+MARKDOWN_FIELDS = {
+    models.TextField: {"widget": AdminMarkdownxWidget, "form_class": MarkdownField}
+}
 
 # The hidden field that carries the version an editor opened.
 BASE_VERSION = "base_version"
@@ -56,13 +63,40 @@ class LockedModelForm(forms.ModelForm):
         current = self._current_version(lock=True)
         if current is not None and base != current:
             raise ValidationError(stale_message(self.instance, base), code="stale")
+        if self.starts_from_current and current is not None:
+            self._keep_the_rest_of_the_current_row()
         return cleaned
+
+    def _keep_the_rest_of_the_current_row(self):
+        """
+        A restore puts back the record's values of the form's fields only; the rest
+        stays as the row is now. The record's own version would move the count back
+        and let forms opened before it save over later changes; its review would
+        unseat the live text's approval; its status would publish or withdraw for an
+        editor whose form has no status.
+        """
+        model = type(self.instance)
+        now = model._default_manager.get(pk=self.instance.pk)
+        for field in model._meta.concrete_fields:
+            if field.name not in self.fields and not field.primary_key:
+                setattr(self.instance, field.attname, getattr(now, field.attname))
 
     def _current_version(self, *, lock=False):
         rows = type(self.instance)._default_manager.filter(pk=self.instance.pk)
         if lock:
             rows = rows.select_for_update()
         return rows.values_list("version", flat=True).first()
+
+
+class RevisionForm(LockedModelForm):
+    """The form of a Revisable object shows its working revision, if it has one."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and self.instance.revision:
+            for name, value in self.instance.revision.items():
+                if name in self.fields:
+                    self.initial[name] = value
 
 
 def stale_message(instance, base_version) -> str:
@@ -79,9 +113,13 @@ def stale_message(instance, base_version) -> str:
     if len(records) > 1:
         delta = records[-1].diff_against(records[0])
         changes = [
-            f"{capfirst(instance._meta.get_field(change.field).verbose_name)} "
+            f"{label(instance, change.field)} "
             f"(now “{Truncator(str(change.new)).chars(80)}”)"
             for change in delta.changes
+        ] + [
+            f"{label(instance, field)} in the working revision "
+            f"(now “{Truncator(after).chars(80)}”)"
+            for field, _before, after in revision_changes(records[0], records[-1])
         ]
     who = sorted(
         {
@@ -96,6 +134,27 @@ def stale_message(instance, base_version) -> str:
         "changes are not saved, and they are still in the form below: copy them, "
         "reload the page to see the current text, and apply them again."
     )
+
+
+def label(instance, field_name) -> str:
+    return capfirst(instance._meta.get_field(field_name).verbose_name)
+
+
+def revision_changes(old_record, new_record) -> list[tuple[str, str, str]]:
+    """
+    The fields changed in a working revision between two historical records, as
+    (field name, text before, text after). A published write-up's edits wait in its
+    ``revision``, which the history's own diff leaves out (the field is not editable).
+    """
+    old_revision = getattr(old_record, "revision", None) or {}
+    new_revision = getattr(new_record, "revision", None) or {}
+    changes = []
+    for name in sorted(old_revision.keys() | new_revision.keys()):
+        before = old_revision.get(name, getattr(old_record, name))
+        after = new_revision.get(name, getattr(new_record, name))
+        if before != after:
+            changes.append((name, before, after))
+    return changes
 
 
 _WORDS = re.compile(r"\s+|[^\s]+")
@@ -130,6 +189,14 @@ class DiffContextHelper(HistoricalRecordContextHelper):
         if isinstance(old, str | type(None)) and isinstance(new, str | type(None)):
             return word_diff(old or "", new or "")
         return super().stringify_delta_change_values(change, old, new)
+
+    def context_for_delta_changes(self, delta):
+        changes = super().context_for_delta_changes(delta)
+        for name, before, after in revision_changes(delta.old_record, delta.new_record):
+            old, new = word_diff(before, after)
+            field = f"{label(self.model, name)} (working revision)"
+            changes.append({"field": field, "old": old, "new": new})
+        return changes
 
 
 class EditorialAdmin(SimpleHistoryAdmin):
@@ -177,7 +244,78 @@ class EditorialAdmin(SimpleHistoryAdmin):
         # simple-history saves a restore on POST for anyone who may view history.
         if request.method == "POST" and not self.has_change_permission(request):
             raise PermissionDenied
-        return super().history_form_view(request, object_id, version_id, extra_context)
+        # In one transaction, as the admin's own change form is: the form locks the
+        # row (select_for_update, which PostgreSQL refuses outside a transaction) and
+        # the save and its history row go together.
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            return super().history_form_view(
+                request, object_id, version_id, extra_context
+            )
 
     def revert_disabled(self, request, obj=None):
         return not self.has_change_permission(request, obj)
+
+    # Working revisions (carecodes.editorial.Revisable) ------------------------------
+
+    revision_saved_message = (
+        "Your changes are kept as a working revision. The public page shows the "
+        "published text until the revision is published."
+    )
+
+    def edits_wait_in_revision(self, request, stored, obj) -> bool:
+        """Whether this save of ``stored`` goes to its revision instead of live."""
+        return False
+
+    def save_model(self, request, obj, form, change):
+        stored = type(obj).objects.filter(pk=obj.pk).first() if change else None
+        if stored is not None and self.edits_wait_in_revision(request, stored, obj):
+            edited = obj.text()
+            for name, value in stored.text().items():
+                setattr(obj, name, value)
+            obj.set_revision(edited)
+            if obj.revision:
+                self.message_user(request, self.revision_saved_message, messages.INFO)
+        elif stored is not None and getattr(stored, "revision", None):
+            # The form showed the revision's text, and this save puts it live.
+            obj.revision = {}
+        super().save_model(request, obj, form, change)
+
+    def preview_link(self, obj) -> str:
+        return format_html(
+            '<a href="{}">preview</a>',
+            reverse(
+                f"admin:{obj._meta.app_label}_{obj._meta.model_name}_preview",
+                args=[obj.pk],
+            ),
+        )
+
+    def preview_url(self, view):
+        """The admin address of ``view``, a staff preview of the public page."""
+        info = self.opts.app_label, self.opts.model_name
+        return path(
+            "<path:object_id>/preview/",
+            self.admin_site.admin_view(self._previewing(view)),
+            name="{}_{}_preview".format(*info),
+        )
+
+    def _previewing(self, view):
+        def preview(request, object_id):
+            obj = get_object_or_404(self.get_queryset(request), pk=object_id)
+            if not self.has_view_or_change_permission(request, obj):
+                raise PermissionDenied
+            return view(request, obj)
+
+        return preview
+
+    @admin.action(permissions=["change"], description="Discard the working revision")
+    def discard_revision(self, request, queryset):
+        done = 0
+        for obj in queryset.exclude(revision={}):
+            obj.revision = {}
+            if hasattr(obj, "revision_review"):
+                obj.revision_review = {}
+            obj.save()
+            done += 1
+        self.message_user(
+            request, f"{done} left without a working revision.", messages.SUCCESS
+        )

@@ -1,6 +1,6 @@
 """
 Editorial bookkeeping shared by the content models: versions for optimistic locking,
-and digests of a text that a reviewer approved.
+working revisions of published text, and digests of a text that a reviewer approved.
 
 A leaf module: it imports Django only, so the content apps can use it.
 """
@@ -44,3 +44,51 @@ def text_digest(values: dict[str, str]) -> str:
     return hashlib.sha256(
         json.dumps(normal, ensure_ascii=False, sort_keys=True).encode()
     ).hexdigest()
+
+
+class Revisable(models.Model):
+    """
+    Published text with a working revision beside it.
+
+    ``revision`` holds, for the fields of ``TEXT_FIELDS`` that differ, the next text
+    staff are writing; pages keep showing the stored fields until the revision is
+    applied (``apply_revision``), in one save.
+    """
+
+    # {field name: text} for the fields the revision changes.
+    revision = models.JSONField(default=dict, blank=True, editable=False)
+
+    TEXT_FIELDS: tuple[str, ...] = ()
+
+    class Meta:
+        abstract = True
+
+    def text(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in self.TEXT_FIELDS}
+
+    def revised_text(self) -> dict[str, str]:
+        """The text with the working revision applied (the text itself if none)."""
+        return self.text() | self.revision
+
+    def set_revision(self, values: dict[str, str]):
+        """Keep ``values`` as the working revision; the published text stays."""
+        stored = self.text()
+        self.revision = {
+            name: value
+            for name, value in values.items()
+            if name in stored and value != stored[name]
+        }
+
+    def apply_revision(self):
+        """Put the revision's text in the fields (saved by the caller)."""
+        for name, value in self.revision.items():
+            setattr(self, name, value)
+        self.revision = {}
+
+    def revised_copy(self):
+        """An unsaved copy showing the revision, rendered afresh, for a preview."""
+        copy = type(self).objects.get(pk=self.pk)
+        for name, value in self.revision.items():
+            setattr(copy, name, value)
+        copy.rendered = {}
+        return copy

@@ -1,11 +1,13 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from carecodes.admin import (
     BASE_VERSION,
     MARKDOWN_FIELDS,
     EditorialAdmin,
     LockedModelForm,
+    RevisionForm,
 )
 from carecodes.admin_import import (
     DocumentConfirmForm,
@@ -23,6 +25,7 @@ from .models import (
     PolicyStatus,
 )
 from .parsing import parse_policy
+from .views import policy_page_preview
 
 
 def may_change_content(user, policy) -> bool:
@@ -75,9 +78,23 @@ class PolicyAdmin(DocumentImportMixin, EditorialAdmin):
     list_select_related = ["payer"]
     search_fields = ["number", "title", "payer__name"]
     autocomplete_fields = ["related_policies", "replaced_by"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["revision_state", "created_at", "updated_at"]
+    form = RevisionForm
+    actions = ["publish_revision", "discard_revision"]
     fieldsets = [
-        (None, {"fields": ["payer", "number", "title", "status", "source_url"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "payer",
+                    "number",
+                    "title",
+                    "status",
+                    "revision_state",
+                    "source_url",
+                ]
+            },
+        ),
         (
             "Policy",
             {"fields": ["scope", "limitations", "notes", "related_policies"]},
@@ -106,11 +123,46 @@ class PolicyAdmin(DocumentImportMixin, EditorialAdmin):
         fields = [*super().get_readonly_fields(request, obj)]
         if not self.has_publish_permission(request):
             # Publishing, unpublishing and withdrawing are a publisher's; so is
-            # changing what the public reads on a published policy.
+            # changing what the public reads on a published policy. An author's
+            # edits of a published policy's text wait in its working revision.
             fields += ["status", "withdrawn_on", "replaced_by"]
             if obj is not None and obj.status != PolicyStatus.DRAFT:
-                return [*fields, *self._content_fields()]
+                revisable = obj.TEXT_FIELDS if obj.is_published else ()
+                return [
+                    *fields,
+                    *(name for name in self._content_fields() if name not in revisable),
+                ]
         return fields
+
+    def edits_wait_in_revision(self, request, stored, obj):
+        return stored.is_published and not self.has_publish_permission(request)
+
+    def get_urls(self):
+        return [self.preview_url(policy_page_preview), *super().get_urls()]
+
+    @admin.display(description="working revision")
+    def revision_state(self, policy):
+        if policy.pk is None or not policy.revision:
+            return "None: the page shows the stored text."
+        return format_html(
+            "Changes to {} wait to be published · {}",
+            ", ".join(
+                str(Policy._meta.get_field(name).verbose_name)
+                for name in policy.revision
+            ),
+            self.preview_link(policy),
+        )
+
+    @admin.action(permissions=["publish"], description="Publish the working revision")
+    def publish_revision(self, request, queryset):
+        done = 0
+        for policy in queryset.exclude(revision={}):
+            policy.apply_revision()
+            policy.save()
+            done += 1
+        self.message_user(
+            request, f"{done} working revisions published.", messages.SUCCESS
+        )
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and (

@@ -5,7 +5,7 @@ from django.db import models
 from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
-from carecodes.editorial import Versioned
+from carecodes.editorial import Revisable, Versioned
 from carecodes.markdown import StoredMarkdown
 from procedures import codes
 from procedures.models import CodeSystem, PublicationStatus
@@ -46,7 +46,7 @@ class PolicyQuerySet(models.QuerySet):
         return self.filter(status__in=[PolicyStatus.PUBLISHED, PolicyStatus.WITHDRAWN])
 
 
-class Policy(StoredMarkdown, Versioned, models.Model):
+class Policy(StoredMarkdown, Revisable, Versioned, models.Model):
     """A payer's coverage policy, such as an Aetna Clinical Policy Bulletin."""
 
     payer = models.ForeignKey(Payer, on_delete=models.CASCADE, related_name="policies")
@@ -104,6 +104,8 @@ class Policy(StoredMarkdown, Versioned, models.Model):
         "code_table_note": 3,
         "background": 3,
     }
+    # What an author may revise on a published policy (carecodes.editorial.Revisable).
+    TEXT_FIELDS = ("title", *MARKDOWN_FIELDS)
 
     class Meta:
         ordering = ["payer__name", "number"]

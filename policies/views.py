@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from carecodes import seo
 from carecodes.errors import NotFound
 from procedures.models import Code
+from procedures.views import staff_preview
 
 from .models import Payer, Policy
 
@@ -53,6 +54,16 @@ def policy_detail(request, payer, number):
         raise policy_not_found(payer, number)
     if policy.is_withdrawn:
         return policy_withdrawn(request, policy)
+    return render_policy_page(request, policy)
+
+
+def policy_page_preview(request, policy):
+    """The policy page with its working revision, for staff (the admin checks who)."""
+    shown = policy.revised_copy()
+    return staff_preview(render_policy_page(request, shown, preview=True))
+
+
+def render_policy_page(request, policy, *, preview=False):
     prefetch_related_objects([policy], "code_groups__codes", "references")
     related = policy.related_policies.published().select_related("payer")
     groups = policy.code_groups.all()
@@ -67,6 +78,7 @@ def policy_detail(request, payer, number):
         "policies/policy_detail.html",
         {
             "policy": policy,
+            "preview": preview,
             "groups": groups,
             "related": related,
             "crumbs": crumbs,

@@ -1,13 +1,10 @@
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
-from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from carecodes.admin import MARKDOWN_FIELDS, EditorialAdmin, LockedModelForm
+from carecodes.admin import MARKDOWN_FIELDS, EditorialAdmin, RevisionForm
 from carecodes.admin_import import (
     DocumentConfirmForm,
     DocumentImportMixin,
@@ -69,16 +66,7 @@ class ProcedureConfirmForm(DocumentConfirmForm):
     replace_published = forms.BooleanField(widget=forms.HiddenInput, required=False)
 
 
-class ProcedureForm(LockedModelForm):
-    """A published write-up's form edits its working revision, if it has one."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk is not None and self.instance.revision:
-            for name, value in self.instance.revision.items():
-                if name in self.fields:
-                    self.initial[name] = value
-
+class ProcedureForm(RevisionForm):
     def clean(self):
         cleaned = super().clean()
         stored = self.instance
@@ -193,23 +181,7 @@ class ProcedureAdmin(ReadabilityAdminMixin, DocumentImportMixin, EditorialAdmin)
         return request.user.has_perm("procedures.can_review")
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/preview/",
-                self.admin_site.admin_view(self.preview_view),
-                name="procedures_procedure_preview",
-            ),
-            *super().get_urls(),
-        ]
-
-    def preview_view(self, request, object_id):
-        """The public page as it will look with the working revision published."""
-        procedure = get_object_or_404(
-            Procedure.objects.select_related("code"), pk=object_id
-        )
-        if not self.has_view_permission(request, procedure):
-            raise PermissionDenied
-        return code_page_preview(request, procedure)
+        return [self.preview_url(code_page_preview), *super().get_urls()]
 
     @admin.display(description="review")
     def review_state(self, procedure):
@@ -229,30 +201,18 @@ class ProcedureAdmin(ReadabilityAdminMixin, DocumentImportMixin, EditorialAdmin)
             state += "; a policy naming this code was revised since"
         if procedure.pk is None:
             return state
-        return format_html(
-            '{} · <a href="{}">preview</a>',
-            state,
-            reverse("admin:procedures_procedure_preview", args=[procedure.pk]),
-        )
+        return format_html("{} · {}", state, self.preview_link(procedure))
 
-    def save_model(self, request, obj, form, change):
-        stored = Procedure.objects.filter(pk=obj.pk).first() if change else None
-        if stored is not None and stored.is_published and obj.is_published:
-            # Edits of a live write-up wait in its revision; the public page keeps
-            # the published text until a reviewed revision is published.
-            edited = obj.text()
-            for name, value in stored.text().items():
-                setattr(obj, name, value)
-            obj.set_revision(edited)
-            if obj.revision:
-                self.message_user(
-                    request,
-                    "Your changes are kept as a working revision. The public page "
-                    "shows the published text until a clinical reviewer approves the "
-                    "revision and it is published.",
-                    messages.INFO,
-                )
-        super().save_model(request, obj, form, change)
+    revision_saved_message = (
+        "Your changes are kept as a working revision. The public page shows the "
+        "published text until a clinical reviewer approves the revision and it is "
+        "published."
+    )
+
+    def edits_wait_in_revision(self, request, stored, obj):
+        # Edits of a live write-up wait in its revision, unless a publisher is
+        # taking it off the site with them.
+        return stored.is_published and obj.is_published
 
     def parse_document(self, text, options):
         code = options.get("code") or code_from_file_name(options.get("file_name", ""))
@@ -319,15 +279,3 @@ class ProcedureAdmin(ReadabilityAdminMixin, DocumentImportMixin, EditorialAdmin)
             procedure.save()
             done += 1
         self._report(request, done, [], "returned to draft")
-
-    @admin.action(
-        permissions=["change"],
-        description="Discard the working revision of the selected",
-    )
-    def discard_revision(self, request, queryset):
-        done = 0
-        for procedure in queryset.exclude(revision={}):
-            procedure.revision, procedure.revision_review = {}, {}
-            procedure.save()
-            done += 1
-        self._report(request, done, [], "left without a revision")

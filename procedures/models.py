@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from carecodes.editorial import Versioned, text_digest
+from carecodes.editorial import Revisable, Versioned, text_digest
 from carecodes.markdown import StoredMarkdown
 
 from . import codes
@@ -263,7 +263,7 @@ WRITEUP_SECTIONS = [
 ]
 
 
-class Procedure(StoredMarkdown, Versioned, models.Model):
+class Procedure(StoredMarkdown, Revisable, Versioned, models.Model):
     """A plain-language write-up of the procedure a code stands for."""
 
     code = models.OneToOneField(
@@ -311,9 +311,8 @@ class Procedure(StoredMarkdown, Versioned, models.Model):
         blank=True,
         help_text="When a clinician should read it again (a year after each review).",
     )
-    # A published write-up's next text, edited and reviewed while the public keeps
-    # the published one: {field name: Markdown} for the fields that differ.
-    revision = models.JSONField(default=dict, blank=True, editable=False)
+    # A published write-up's next text (``revision``, carecodes.editorial.Revisable)
+    # is edited and reviewed while the public keeps the published one.
     # The approval of that revision: {"by", "on", "reviewer_id", "sha256"}.
     revision_review = models.JSONField(default=dict, blank=True, editable=False)
     rendered = models.JSONField(
@@ -374,15 +373,8 @@ class Procedure(StoredMarkdown, Versioned, models.Model):
     # The text a review approves: the name and every section.
     TEXT_FIELDS = ("title", *(name for name, _heading in WRITEUP_SECTIONS))
 
-    def text(self) -> dict[str, str]:
-        return {name: getattr(self, name) for name in self.TEXT_FIELDS}
-
     def text_digest(self) -> str:
         return text_digest(self.text())
-
-    def revised_text(self) -> dict[str, str]:
-        """The text with the working revision applied (the text itself if none)."""
-        return self.text() | self.revision
 
     def revision_digest(self) -> str:
         return text_digest(self.revised_text()) if self.revision else ""
@@ -412,21 +404,11 @@ class Procedure(StoredMarkdown, Versioned, models.Model):
         self.reviewed_text_sha256 = self.text_digest()
         self.review_due_on = today + REVIEW_INTERVAL
 
-    def set_revision(self, values: dict[str, str]):
-        """Keep ``values`` as the working revision; the published text stays."""
-        stored = self.text()
-        self.revision = {
-            name: value
-            for name, value in values.items()
-            if name in stored and value != stored[name]
-        }
-
     def publish_revision(self):
         """Put the approved revision live with its review, in this object."""
         review = self.revision_review
-        for name, value in self.revision.items():
-            setattr(self, name, value)
-        self.revision, self.revision_review = {}, {}
+        self.apply_revision()
+        self.revision_review = {}
         self.reviewed_on = datetime.date.fromisoformat(review["on"])
         self.reviewed_by = review["by"]
         self.reviewer_id = review["reviewer_id"]

@@ -170,10 +170,7 @@ def code_page_preview(request, procedure):
     working revision, for staff (the admin checks who may look). Never cached, never
     indexed.
     """
-    shown = Procedure.objects.select_related("code").get(pk=procedure.pk)
-    for name, value in procedure.revision.items():
-        setattr(shown, name, value)
-    shown.rendered = {}  # The revision's Markdown goes through the renderer now.
+    shown = procedure.revised_copy()
     shown.status = PublicationStatus.PUBLISHED
     if procedure.revision:
         review = procedure.revision_review
@@ -181,7 +178,11 @@ def code_page_preview(request, procedure):
             datetime.date.fromisoformat(review["on"]) if review else None
         )
         shown.reviewed_by = review.get("by", "")
-    response = render_code_page(request, shown.code, shown, preview=True)
+    return staff_preview(render_code_page(request, shown.code, shown, preview=True))
+
+
+def staff_preview(response):
+    """A page drawn for staff from unpublished text: never cached, never indexed."""
     response["Cache-Control"] = "private, no-store"
     response["X-Robots-Tag"] = "noindex"
     return response

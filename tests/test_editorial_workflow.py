@@ -415,3 +415,35 @@ def test_the_change_form_will_not_publish_unapproved_text(client, write_up, pia,
     edit(client, write_up, status="published")
     write_up.refresh_from_db()
     assert write_up.is_published
+
+
+def test_an_authors_edit_of_a_live_policy_waits_until_a_publisher_publishes_it(
+    client, sample_data, ava, pia
+):
+    policy = Policy.objects.get(number="0198")
+    address = reverse("admin:policies_policy_change", args=[policy.pk])
+    scope = policy.scope
+    as_user(client, ava)
+    response = client.post(
+        address,
+        {**form_data(client.get(address)), "scope": "A plainer scope."},
+        follow=True,
+    )
+    assert any("working revision" in text for text in messages(response))
+    policy.refresh_from_db()
+    assert (policy.scope, policy.revision) == (scope, {"scope": "A plainer scope."})
+    assert "A plainer scope." not in public_text(client, policy.get_absolute_url())
+
+    preview = as_user(client, ava).get(
+        reverse("admin:policies_policy_preview", args=[policy.pk])
+    )
+    assert preview["X-Robots-Tag"] == "noindex"
+    assert "A plainer scope." in html.fromstring(preview.content).text_content()
+
+    changelist = reverse("admin:policies_policy_changelist")
+    as_user(client, pia).post(
+        changelist, {"action": "publish_revision", "_selected_action": [policy.pk]}
+    )
+    policy.refresh_from_db()
+    assert (policy.scope, policy.revision) == ("A plainer scope.", {})
+    assert "A plainer scope." in public_text(client, policy.get_absolute_url())

@@ -65,6 +65,7 @@ PAGES = {
     ("policy", "history"): VIEWERS,
     ("policy", "simple_history"): VIEWERS,
     ("policy", "import"): {"ava", "pia", "ada"},
+    ("policy", "preview"): VIEWERS,
     ("policycodegroup", "changelist"): VIEWERS,
     ("policycodegroup", "add"): {"ava"},
     ("policycodegroup", "change"): VIEWERS,
@@ -302,6 +303,28 @@ def withdraw_policy(client):
     return Policy.objects.get(pk=policy.pk).status == PolicyStatus.WITHDRAWN
 
 
+def revise_policy_text(client):
+    """An edit of a published policy's text kept as its working revision."""
+    policy = Policy.objects.get(number="0198")
+    change_form_post(
+        client,
+        reverse("admin:policies_policy_change", args=[policy.pk]),
+        scope="Revised scope.",
+    )
+    return Policy.objects.get(pk=policy.pk).revision == {"scope": "Revised scope."}
+
+
+def publish_policy_revision(client):
+    policy = Policy.objects.get(number="0198")
+    policy.set_revision({"scope": "Revised scope."})
+    policy.save()
+    client.post(
+        reverse("admin:policies_policy_changelist"),
+        {"action": "publish_revision", "_selected_action": [policy.pk]},
+    )
+    return Policy.objects.get(pk=policy.pk).scope == "Revised scope."
+
+
 def import_document(client, model, content, name, **options):
     address = reverse(f"admin:{model}_import")
     preview = client.post(
@@ -355,6 +378,9 @@ WRITES = {
     publish_in_the_form: {"pia"},
     restore_from_history: {"ava", "rui", "pia"},
     withdraw_policy: {"pia"},
+    # A publisher's edit goes live at once; an author's waits.
+    revise_policy_text: {"ava"},
+    publish_policy_revision: {"pia"},
     import_changed_policy: {"pia"},
     import_new_write_up: {"ava", "ada"},
     import_revision: {"ava", "rui", "pia"},
