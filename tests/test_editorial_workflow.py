@@ -447,3 +447,29 @@ def test_an_authors_edit_of_a_live_policy_waits_until_a_publisher_publishes_it(
     policy.refresh_from_db()
     assert (policy.scope, policy.revision) == ("A plainer scope.", {})
     assert "A plainer scope." in public_text(client, policy.get_absolute_url())
+
+
+def test_restoring_an_old_version_of_a_live_write_up_keeps_it_live_and_reviewed(
+    client, write_up, ava, rui
+):
+    write_up.status = PublicationStatus.DRAFT
+    write_up.save()
+    old = write_up.history.latest()
+    write_up.summary = "Newer summary."
+    write_up.status = PublicationStatus.PUBLISHED
+    write_up.approve(rui)
+    write_up.save()
+
+    restore = reverse(
+        "admin:procedures_procedure_simple_history",
+        args=[write_up.pk, old.history_id],
+    )
+    as_user(client, ava)
+    client.post(restore, form_data(client.get(restore)))
+    write_up.refresh_from_db()
+    # An author cannot unpublish by restoring a draft: the old text waits in the
+    # revision, and the live text keeps its review.
+    assert write_up.is_published
+    assert write_up.summary == "Newer summary."
+    assert write_up.revision["summary"] == old.summary
+    assert write_up.reviewed_by == "Dr Rui Costa"
