@@ -24,7 +24,7 @@ from procedures.models import CodeSystem
 from . import search as search_engine
 from . import seo
 from .errors import NotFound
-from .markdown import render_markdown
+from .markdown import MarkdownField, render_markdown
 
 MAX_QUERY_LENGTH = search_engine.MAX_QUERY_LENGTH
 # Shorter prefixes match too much to be worth a round trip while someone types.
@@ -313,7 +313,7 @@ def favicon(request):
 
 
 class PreviewForm(forms.Form):
-    content = forms.CharField(required=False, strip=False, max_length=200_000)
+    content = MarkdownField(required=False, strip=False)
 
 
 def locked_out(request, original_response=None, credentials=None):
@@ -339,7 +339,7 @@ def markdown_preview(request):
     """The admin editors' live preview, through the site's one sanitising renderer."""
     form = PreviewForm(request.POST)
     if not form.is_valid():
-        return HttpResponseBadRequest("The preview text is too long.")
+        return HttpResponseBadRequest(" ".join(form.errors["content"]))
     return HttpResponse(render_markdown(form.cleaned_data["content"]))
 
 
