@@ -15,6 +15,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.test import Client
 from django.urls import reverse
 from lxml import html
 
@@ -45,24 +46,41 @@ def loaded():
     call_command("load_sample_data", verbosity=0)
 
 
-@pytest.fixture
-def publisher_priya(django_user_model):
-    """Staff who may add, change and delete codes, write-ups and policies."""
-    priya = django_user_model.objects.create_user(
-        "priya", "priya@clinic.example", "a long passphrase", is_staff=True
+def staff(django_user_model, name, permissions):
+    person = django_user_model.objects.create_user(
+        name, f"{name}@clinic.example", "a long passphrase", is_staff=True
     )
-    priya.user_permissions.set(
+    person.user_permissions.set(permissions)
+    client = Client()
+    client.force_login(person)
+    return client
+
+
+@pytest.fixture
+def priya(django_user_model):
+    """An editor (not a superuser) with every right over codes, write-ups, policies."""
+    # Direct permissions, not the role groups: those come from a data migration,
+    # and the flush after each transactional test removes them.
+    return staff(
+        django_user_model,
+        "priya",
         Permission.objects.filter(
             content_type__app_label__in=["procedures", "policies"]
-        )
+        ),
     )
-    return priya
 
 
 @pytest.fixture
-def priya(client, publisher_priya):
-    client.force_login(publisher_priya)
-    return client
+def rosa(django_user_model):
+    """A clinical reviewer, who approves the text of write-ups."""
+    return staff(
+        django_user_model,
+        "rosa",
+        Permission.objects.filter(
+            content_type__app_label="procedures",
+            codename__in=["view_procedure", "change_procedure", "can_review"],
+        ),
+    )
 
 
 def admin_form(response, which="//form[contains(@id, '_form')]", **changes):
@@ -240,8 +258,8 @@ def test_a_write_up_returned_to_draft_from_the_list_leaves_search_and_its_page(
     assert WRITEUP_WORD not in shown
 
 
-def test_a_draft_published_from_the_list_appears_in_search_and_on_its_page(
-    client, priya, loaded
+def test_a_draft_approved_and_published_from_the_list_appears_in_search(
+    client, priya, rosa, loaded
 ):
     procedure = Procedure.objects.get(code__code="97546")
     assert search(client, WRITEUP_WORD) == ["/codes/cpt/97546/"]
@@ -250,11 +268,12 @@ def test_a_draft_published_from_the_list_appears_in_search_and_on_its_page(
     assert response.status_code == 302
     assert "/codes/cpt/97546/" not in search(client, WRITEUP_WORD)
 
-    response = priya.post(
-        reverse("admin:procedures_procedure_changelist"),
-        {"action": "publish", "_selected_action": [procedure.pk]},
-    )
-    assert response.status_code == 302
+    for person, action in [(rosa, "approve"), (priya, "publish")]:
+        response = person.post(
+            reverse("admin:procedures_procedure_changelist"),
+            {"action": action, "_selected_action": [procedure.pk]},
+        )
+        assert response.status_code == 302
     assert search(client, WRITEUP_WORD) == ["/codes/cpt/97546/"]
     assert WRITEUP_WORD in page_text(client, "/codes/cpt/97546/")
 
