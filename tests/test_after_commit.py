@@ -220,62 +220,67 @@ def test_a_bulletin_imported_in_the_admin_is_found_once_confirmed(
 # --- The admin -----------------------------------------------------------------------
 
 
-def test_a_write_up_written_in_the_admin_is_found_and_shown_on_its_code_page(
-    client, priya, loaded
+def act_on_write_up(staff, action, procedure):
+    """Runs an action of the write-ups' list on ``procedure``."""
+    response = staff.post(
+        reverse("admin:procedures_procedure_changelist"),
+        {"action": action, "_selected_action": [procedure.pk]},
+    )
+    assert response.status_code == 302
+
+
+def test_a_write_up_written_in_the_admin_appears_once_approved_and_published(
+    client, priya, rosa, loaded
 ):
     code = Code.objects.get(system="cpt", code="97545")
-    add = priya.get(reverse("admin:procedures_procedure_add"))
+    add = reverse("admin:procedures_procedure_add")
     response = priya.post(
-        reverse("admin:procedures_procedure_add"),
+        add,
         admin_form(
-            add,
+            priya.get(add),
             code=code.pk,
             title="Work hardening, the first two hours",
-            status="published",
+            status="draft",
             summary=f"The first two hours of a {NEW_WORD} circuit.",
         ),
     )
     assert response.status_code == 302
+    assert search(client, NEW_WORD) == []
+
+    procedure = Procedure.objects.get(code=code)
+    act_on_write_up(rosa, "approve", procedure)
+    act_on_write_up(priya, "publish", procedure)
     assert search(client, NEW_WORD) == ["/codes/cpt/97545/"]
     shown = page_text(client, "/codes/cpt/97545/")
     assert "Work hardening, the first two hours" in shown
     assert f"The first two hours of a {NEW_WORD} circuit." in shown
 
 
-def test_a_write_up_returned_to_draft_from_the_list_leaves_search_and_its_page(
-    client, priya, loaded
+def unpublish_from_the_list(staff, procedure):
+    act_on_write_up(staff, "unpublish", procedure)
+
+
+def set_to_draft_in_its_change_form(staff, procedure):
+    change = reverse("admin:procedures_procedure_change", args=[procedure.pk])
+    response = staff.post(change, admin_form(staff.get(change), status="draft"))
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize(
+    "return_to_draft",
+    [unpublish_from_the_list, set_to_draft_in_its_change_form],
+    ids=["from the list", "in its change form"],
+)
+def test_a_write_up_returned_to_draft_leaves_search_and_its_page(
+    client, priya, loaded, return_to_draft
 ):
     procedure = Procedure.objects.get(code__code="97546")
     assert search(client, WRITEUP_WORD) == ["/codes/cpt/97546/"]
-    response = priya.post(
-        reverse("admin:procedures_procedure_changelist"),
-        {"action": "unpublish", "_selected_action": [procedure.pk]},
-    )
-    assert response.status_code == 302
+    return_to_draft(priya, procedure)
     assert "/codes/cpt/97546/" not in search(client, WRITEUP_WORD)
     shown = page_text(client, "/codes/cpt/97546/")
     assert "There is no plain-language write-up for this code yet." in shown
     assert WRITEUP_WORD not in shown
-
-
-def test_a_draft_approved_and_published_from_the_list_appears_in_search(
-    client, priya, rosa, loaded
-):
-    procedure = Procedure.objects.get(code__code="97546")
-    assert search(client, WRITEUP_WORD) == ["/codes/cpt/97546/"]
-    change = reverse("admin:procedures_procedure_change", args=[procedure.pk])
-    response = priya.post(change, admin_form(priya.get(change), status="draft"))
-    assert response.status_code == 302
-    assert "/codes/cpt/97546/" not in search(client, WRITEUP_WORD)
-
-    for person, action in [(rosa, "approve"), (priya, "publish")]:
-        response = person.post(
-            reverse("admin:procedures_procedure_changelist"),
-            {"action": action, "_selected_action": [procedure.pk]},
-        )
-        assert response.status_code == 302
-    assert search(client, WRITEUP_WORD) == ["/codes/cpt/97546/"]
-    assert WRITEUP_WORD in page_text(client, "/codes/cpt/97546/")
 
 
 def test_a_policy_edited_then_unpublished_in_the_admin_follows_in_search(
