@@ -399,3 +399,17 @@ def test_every_writing_path_is_open_only_to_those_allowed(client, people):
                 transaction.set_rollback(True)
         observed[attempt] = allowed
     assert observed == WRITES
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_editorial_groups_survive_an_emptied_database():
+    from django.core.management import call_command
+
+    call_command("flush", "--noinput", verbosity=0)
+    publisher = Group.objects.get(name="Publisher")
+    assert publisher.permissions.filter(codename="can_publish").count() == 2
+    assert set(Group.objects.values_list("name", flat=True)) == {
+        "Author",
+        "Clinical reviewer",
+        "Publisher",
+    }
