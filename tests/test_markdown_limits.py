@@ -88,9 +88,10 @@ HOSTILE = {
 def test_hostile_markdown_renders_in_well_under_a_second(kind):
     text = HOSTILE[kind]
     assert len(text) >= N * 0.85
-    started = time.perf_counter()
+    # Processor time, not the clock: other work on a busy machine does not count.
+    started = time.process_time()
     render_markdown(text + "\n\nend")
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def visible_text(rendered: str) -> str:
@@ -198,10 +199,10 @@ def test_the_preview_refuses_an_oversized_text_with_a_clear_message(client, nurs
 @pytest.mark.django_db
 def test_the_preview_answers_hostile_text_quickly(client, nurse_nora):
     client.force_login(nurse_nora)
-    started = time.perf_counter()
+    started = time.process_time()
     response = client.post(reverse("markdownx_markdownify"), {"content": "[" * 20_000})
     assert response.status_code == 200
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert visible_text(response.content.decode()).count("[") == 20_000
 
 
