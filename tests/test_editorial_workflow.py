@@ -65,6 +65,14 @@ def change_url(procedure):
     return reverse("admin:procedures_procedure_change", args=[procedure.pk])
 
 
+def restore_url(procedure, record):
+    """The history's form that restores ``record`` of ``procedure``."""
+    return reverse(
+        "admin:procedures_procedure_simple_history",
+        args=[procedure.pk, record.history_id],
+    )
+
+
 def action(client, name, procedure):
     return client.post(
         CHANGELIST, {"action": name, "_selected_action": [procedure.pk]}, follow=True
@@ -339,10 +347,7 @@ def test_history_shows_who_changed_what_as_a_diff_and_restores_it(
     ]
 
     record = write_up.history.order_by("history_date")[0]
-    restore = reverse(
-        "admin:procedures_procedure_simple_history",
-        args=[write_up.pk, record.history_id],
-    )
+    restore = restore_url(write_up, record)
     data = form_data(client.get(restore))
     client.post(restore, data)
     write_up.refresh_from_db()
@@ -460,10 +465,7 @@ def test_restoring_an_old_version_of_a_live_write_up_keeps_it_live_and_reviewed(
     write_up.approve(rui)
     write_up.save()
 
-    restore = reverse(
-        "admin:procedures_procedure_simple_history",
-        args=[write_up.pk, old.history_id],
-    )
+    restore = restore_url(write_up, old)
     as_user(client, ava)
     client.post(restore, form_data(client.get(restore)))
     write_up.refresh_from_db()
@@ -473,3 +475,30 @@ def test_restoring_an_old_version_of_a_live_write_up_keeps_it_live_and_reviewed(
     assert write_up.summary == "Newer summary."
     assert write_up.revision["summary"] == old.summary
     assert write_up.reviewed_by == "Dr Rui Costa"
+
+
+def test_restoring_an_approved_old_version_does_not_publish_it_unreviewed(
+    client, write_up, rui, pia
+):
+    # Rui approved the live text once; it was then taken offline and rewritten.
+    write_up.approve(rui)
+    write_up.save()
+    approved = write_up.history.latest()
+    write_up.status = PublicationStatus.DRAFT
+    write_up.summary = "A rewrite nobody has reviewed."
+    write_up.save()
+
+    restore = restore_url(write_up, approved)
+    as_user(client, pia)
+    data = form_data(client.get(restore))
+    assert data["status"] == "published"  # as the record was
+    response = client.post(restore, data)
+    write_up.refresh_from_db()
+    assert write_up.status == PublicationStatus.DRAFT
+    # The form checks the review the write-up has now, not the record's old one.
+    assert any("has not approved this text yet" in text for text in messages(response))
+
+    client.post(restore, {**data, "status": "draft"})
+    write_up.refresh_from_db()
+    assert write_up.summary == approved.summary
+    assert write_up.status == PublicationStatus.DRAFT

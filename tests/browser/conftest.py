@@ -86,23 +86,39 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, live_server, sample_data):
-    """A fresh browser tab on the live site, which holds the sample data."""
-    context = browser.new_context(base_url=live_server.url)
-    tab = context.new_page()
-    failures = []
-    tab.on(
-        "response",
-        lambda response: (
-            response.status >= 500
-            and failures.append(
-                f"{response.status} {response.request.method} {response.url}"
-            )
-        ),
-    )
-    yield tab
-    context.close()
+def new_page(browser, live_server, sample_data):
+    """
+    new_page() -> a tab in a browser context of its own (its own cookies: one person),
+    on the live site, which holds the sample data. A server error on any tab fails
+    the test.
+    """
+    contexts, failures = [], []
+
+    def open_tab():
+        context = browser.new_context(base_url=live_server.url)
+        contexts.append(context)
+        tab = context.new_page()
+        tab.on(
+            "response",
+            lambda response: (
+                response.status >= 500
+                and failures.append(
+                    f"{response.status} {response.request.method} {response.url}"
+                )
+            ),
+        )
+        return tab
+
+    yield open_tab
+    for context in contexts:
+        context.close()
     assert not failures, f"The site answered with a server error: {failures}"
+
+
+@pytest.fixture
+def page(new_page):
+    """A fresh browser tab on the live site, which holds the sample data."""
+    return new_page()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ from playwright.sync_api import expect
 
 from procedures.models import Procedure, PublicationStatus
 
+from .admin_steps import log_in, run_action
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PUBLIC_PAGES = [
@@ -69,10 +71,7 @@ def test_staff_edit_a_write_up_with_the_live_preview_and_publish_it(
     page.goto("/codes/cpt/97546/")
     expect(page.locator("main")).to_contain_text("no plain-language write-up")
 
-    page.goto("/admin/login/?next=/admin/")
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill("password")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "admin", "password")
     expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
     page.goto(f"/admin/procedures/procedure/{procedure.pk}/change/")
     shoot(page, "editor")
@@ -87,9 +86,21 @@ def test_staff_edit_a_write_up_with_the_live_preview_and_publish_it(
     expect(preview.locator("script")).to_have_count(0)
     shoot(page, "live-preview")
 
+    # Publishing waits for a clinical reviewer's approval of this very text.
     page.get_by_label("Status").select_option(label="Published")
     page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".errorlist")).to_contain_text(
+        "A clinical reviewer has not approved this text yet"
+    )
+    page.get_by_label("Status").select_option(label="Draft")
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    for action, done in [
+        ("Approve the text of the selected write-ups", "1 write-up approved."),
+        ("Publish the selected write-ups", "1 write-up published."),
+    ]:
+        run_action(page, "/admin/procedures/procedure/", "97546", action)
+        expect(page.locator(".messagelist")).to_contain_text(done)
 
     page.goto("/codes/cpt/97546/")
     summary_section = page.locator("section.writeup-section", has_text="Summary")
