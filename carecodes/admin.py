@@ -113,13 +113,12 @@ def stale_message(instance, base_version) -> str:
     if len(records) > 1:
         delta = records[-1].diff_against(records[0])
         changes = [
-            f"{label(instance, change.field)} "
-            f"(now “{Truncator(str(change.new)).chars(80)}”)"
+            f"{label(instance, change.field)} ({what_changed(change.old, change.new)})"
             for change in delta.changes
         ] + [
             f"{label(instance, field)} in the working revision "
-            f"(now “{Truncator(after).chars(80)}”)"
-            for field, _before, after in revision_changes(records[0], records[-1])
+            f"({what_changed(before, after)})"
+            for field, before, after in revision_changes(records[0], records[-1])
         ]
     who = sorted(
         {
@@ -134,6 +133,51 @@ def stale_message(instance, base_version) -> str:
         "changes are not saved, and they are still in the form below: copy them, "
         "reload the page to see the current text, and apply them again."
     )
+
+
+def what_changed(old, new) -> str:
+    """The words a change took out and put in, shortened: where the change is."""
+    if not isinstance(old, str) or not isinstance(new, str):
+        return f"now “{Truncator(str(new)).chars(80)}”"
+    old_words, new_words = _WORD_RUNS.findall(old), _WORD_RUNS.findall(new)
+    matcher = difflib.SequenceMatcher(
+        a=[word.strip() for word in old_words],
+        b=[word.strip() for word in new_words],
+        autojunk=False,
+    )
+    added, removed = [], []
+    # A change that keeps a word or two in the middle reads as one change.
+    for group in _merged(matcher.get_opcodes(), gap=2):
+        (_tag, i1, _i2, j1, _j2), (*_, i2, _j1, j2) = group[0], group[-1]
+        removed.append("".join(old_words[i1:i2]).strip())
+        added.append("".join(new_words[j1:j2]).strip())
+    parts = []
+    for verb, texts in (("added", added), ("removed", removed)):
+        if any(texts):
+            text = Truncator(" … ".join(filter(None, texts))).chars(120)
+            parts.append(f"{verb} “{text}”")
+    return ", ".join(parts) or "spacing only"
+
+
+_WORD_RUNS = re.compile(r"\S+\s*|\s+")
+
+
+def _merged(opcodes, gap):
+    """Runs of changed opcodes, joined across equal stretches of ``gap`` words."""
+    groups, current = [], []
+    for opcode in opcodes:
+        tag, i1, i2, _j1, _j2 = opcode
+        if tag == "equal" and (i2 - i1 > gap or not current):
+            if current:
+                groups.append(current)
+            current = []
+            continue
+        current.append(opcode)
+    if current and current[-1][0] == "equal":
+        current.pop()
+    if current:
+        groups.append(current)
+    return groups
 
 
 def label(instance, field_name) -> str:

@@ -294,7 +294,7 @@ def test_a_save_based_on_an_old_copy_is_refused_and_says_what_changed(
     assert response.status_code == 200  # the form again, not a redirect
     text = " ".join(messages(response))
     assert "changed by Ava Ng after you opened it" in text
-    assert "Summary (now “Ava's summary.”)" in text
+    assert "Summary (added “Ava's summary.”, removed “" in text
     write_up.refresh_from_db()
     assert write_up.summary == "Ava's summary."
     assert write_up.purpose != "Ben's purpose."
