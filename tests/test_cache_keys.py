@@ -12,6 +12,16 @@ from django.core.cache import cache
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _countable_cache(settings):
+    # The tests count what is stored, which a local-memory cache can list; CI also
+    # runs the suite with REDIS_URL set.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    }
+    cache.clear()
+
+
 @pytest.fixture
 def two_part_code_sitemap(sample_data, monkeypatch):
     from carecodes.sitemaps import SITEMAPS
