@@ -19,6 +19,7 @@ import datetime
 import re
 from dataclasses import dataclass, field
 
+from carecodes.markdown import MAX_MARKDOWN_LENGTH
 from procedures import codes
 from procedures.parsing import (
     Problem,
@@ -151,6 +152,7 @@ def parse_policy(text: str, payer: str | None = None) -> ParsedPolicy:
         else:
             extra_background.append(_kept_section(heading, body))
     policy.background = _join(policy.background, *extra_background)
+    _check_lengths(policy, sections, problems)
     if not toc and not sections:
         problems.append(
             Problem(1, "The bulletin has none of its sections (Policy, Table:, …).")
@@ -202,6 +204,35 @@ def _split(lines):
             header.append((number, raw))
         index += 1
     return header, toc, sections
+
+
+# The section each Markdown field is read from, for a problem's line number.
+_FIELD_SECTIONS = {
+    "scope": _POLICY,
+    "limitations": _POLICY,
+    "notes": _POLICY,
+    "code_table_note": _CODES,
+    "background": _BACKGROUND,
+}
+
+
+def _check_lengths(policy, sections, problems):
+    for name, kind in _FIELD_SECTIONS.items():
+        text = getattr(policy, name)
+        if len(text) <= MAX_MARKDOWN_LENGTH:
+            continue
+        line = next(
+            (body[0][0] - 1 for found, _h, body in sections if found == kind and body),
+            1,
+        )
+        label = Policy._meta.get_field(name).verbose_name
+        problems.append(
+            Problem(
+                line,
+                f"The {label} is {len(text):,} characters long; it may hold at most "
+                f"{MAX_MARKDOWN_LENGTH:,}. Shorten it.",
+            )
+        )
 
 
 def _read_toc(lines, index, toc):

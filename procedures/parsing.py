@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from carecodes.markdown import MAX_MARKDOWN_LENGTH
+
 from . import codes
 from .models import WRITEUP_SECTIONS, Procedure
 
@@ -330,7 +332,19 @@ def _read_sections(lines, problems):
                 "Purpose, Indications, …).",
             )
         )
-    return {name: blocks_to_markdown(body) for name, body in collected.items()}
+    sections = {name: blocks_to_markdown(body) for name, body in collected.items()}
+    for name, text in sections.items():
+        if len(text) > MAX_MARKDOWN_LENGTH:
+            problems.append(
+                Problem(
+                    collected[name][0][0] - 1 if collected[name] else 1,
+                    f"The section “{name.replace('_', ' ')}” is {len(text):,} "
+                    f"characters long; a section may hold at most "
+                    f"{MAX_MARKDOWN_LENGTH:,}. Shorten it, or split it between "
+                    f"sections.",
+                )
+            )
+    return sections
 
 
 def _resolve_code(label_system, found_code, given, problems):

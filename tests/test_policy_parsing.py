@@ -407,3 +407,14 @@ def test_no_arrangement_of_lines_makes_the_parser_raise(lines):
     result = parse_policy(text)
     last = len(text.split("\n"))
     assert all(1 <= problem.line <= last for problem in result.problems)
+
+
+def test_a_background_longer_than_a_field_may_hold_is_a_problem_at_its_heading():
+    lines = SEED.split("\n")
+    at = lines.index("Background", 20)
+    lines.insert(at + 2, "Long words. " * 5_000)
+    parsed = parse_policy("\n".join(lines))
+    (problem,) = parsed.problems
+    assert problem.line == at + 1
+    assert "The background is" in problem.message
+    assert "at most 50,000" in problem.message

@@ -216,3 +216,14 @@ def test_no_arrangement_of_lines_makes_the_parser_raise(lines, code):
     result = parse_procedure(text, code=code)
     last = len(text.split("\n"))
     assert all(1 <= problem.line <= last for problem in result.problems)
+
+
+def test_a_section_longer_than_a_field_may_hold_is_a_problem_at_its_heading():
+    lines = SEED.split("\n")
+    at = lines.index("Purpose")
+    lines.insert(at + 1, "Long words. " * 5_000)
+    parsed = parse_procedure("\n".join(lines), code="97546")
+    (problem,) = parsed.problems
+    assert problem.line == at + 1
+    assert re.search(r"“purpose” is 60,\d{3} characters long", problem.message)
+    assert "at most 50,000" in problem.message
