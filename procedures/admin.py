@@ -1,6 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
@@ -150,10 +150,14 @@ class ProcedureAdmin(ReadabilityAdminMixin, DocumentImportMixin, EditorialAdmin)
 
     def get_queryset(self, request):
         # A published policy naming the code (by itself or in a range) that its payer
-        # reviewed after the write-up's own review: the write-up may be out of date.
+        # reviewed, or this site updated, after the write-up's own review: the
+        # write-up may be out of date.
         revised = PolicyCode.objects.naming_key(
             OuterRef("code__system"), OuterRef("code__sort_key")
-        ).filter(group__policy__last_reviewed_on__gt=OuterRef("reviewed_on"))
+        ).filter(
+            Q(group__policy__last_reviewed_on__gt=OuterRef("reviewed_on"))
+            | Q(group__policy__updated_at__date__gt=OuterRef("reviewed_on"))
+        )
         return (
             super()
             .get_queryset(request)

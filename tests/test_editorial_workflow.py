@@ -192,16 +192,18 @@ def test_the_admin_lists_overdue_never_reviewed_and_policy_changed_write_ups(
 
     assert listed("overdue")
     assert not listed("never")
+    policies = Policy.objects.filter(number="0198")
+    updated = datetime.datetime(2023, 12, 1, tzinfo=datetime.UTC)
+    policies.update(updated_at=updated)
     assert not listed("policy")
     # Aetna reviewed CPB 0198 (which names 97546) after the write-up's review.
-    Policy.objects.filter(number="0198").update(
-        last_reviewed_on=datetime.date(2025, 6, 1)
-    )
+    policies.update(last_reviewed_on=datetime.date(2025, 6, 1))
     assert listed("policy")
-    Policy.objects.filter(number="0198").update(
-        last_reviewed_on=datetime.date(2023, 12, 1)
-    )
+    policies.update(last_reviewed_on=datetime.date(2023, 12, 1))
     assert not listed("policy")
+    # A new version of the bulletin was imported after the review.
+    policies.update(updated_at=updated.replace(year=2025))
+    assert listed("policy")
     write_up.purpose += " Changed."
     write_up.save()
     assert listed("never")
