@@ -28,8 +28,12 @@ $(STAMP): pyproject.toml scripts/find-python
 run: install .secret_key
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_sample_data
-	@# The full ICD-10-CM set: about half a minute once, then skipped in a second.
+	@# The full ICD-10-CM set, then every similar-codes list (the import rebuilds them
+	@# once it commits): a minute or two once, then skipped in a second. --missing
+	@# then lists any code still without one (a database imported before that); it
+	@# reads nothing more when every code has a list.
 	$(PY) manage.py import_icd10cm
+	$(PY) manage.py rebuild_similar_codes --missing
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "CareCodes is at http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
 	$(VENV)/bin/gunicorn carecodes.wsgi --bind 127.0.0.1:$(PORT) --workers 2 \

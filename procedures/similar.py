@@ -57,16 +57,20 @@ Stored reasons
 Scale
     Everything is read with a few bulk queries into memory and candidates come from the
     sorted code list (neighbours by sort key), the policy tables and rare shared words,
-    never from all pairs, so the full ICD-10-CM set (about 98,000 codes, two million
-    rows) is rebuilt in about five minutes on SQLite (``bench/similar.py``). Each
+    never from all pairs. A rebuild (:func:`rebuild`, :func:`compute_all`) scores the
+    candidates of 10,000 codes at a time in numpy arrays, the text signal as row-wise
+    products of a scipy sparse TF-IDF matrix, and stores the same lists as scoring
+    each code by itself (:func:`compute`) would: the full ICD-10-CM set (about 98,000
+    codes, two million rows) in well under a minute (``bench/similar.py``). Each
     candidate is ranked on numbers alone; only the entries kept get their reasons
-    written out. A refresh reads the same corpus (about three seconds on the full set),
-    so a bulk import larger than ``REFRESH_LIMIT`` codes is not refreshed inline: run
-    ``rebuild_similar_codes`` afterwards. Until then pages show the code's neighbours.
+    written out. A refresh after a save scores its few codes one by one, but reads the
+    same corpus (a few seconds on the full set), so a bulk import larger than
+    ``REFRESH_LIMIT`` codes rebuilds every list once it commits instead.
 """
 
 from __future__ import annotations
 
+import array
 import bisect
 import heapq
 import json
@@ -77,6 +81,7 @@ import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save, pre_delete
 from django.utils import timezone
@@ -121,7 +126,7 @@ POLICY_WINDOW = 60
 TEXT_DF_CAP = 60
 TEXT_SEED_TERMS = 4
 REFRESH_LIMIT = 2_000
-"""Bulk saves of more codes than this wait for ``rebuild_similar_codes``."""
+"""Bulk saves of more codes than this rebuild every list instead of refreshing."""
 
 ICD = codes.System.ICD10CM
 _SYSTEM_ORDER = {system.value: index for index, system in enumerate(codes.System)}
@@ -580,6 +585,380 @@ def compute(corpus: Corpus, a: int) -> list[Entry]:
     return entries
 
 
+# --- The bulk computation, in arrays ---------------------------------------------
+#
+# ``rebuild`` ranks every code's candidates at once instead of one code at a time. The
+# candidates are the ones ``candidates`` proposes (a few per code, found by Python
+# look-ups that cost a second or two on the full set); what took the time was scoring
+# them, about sixty per code, one pair at a time. Here each signal is one array
+# operation over all the pairs: the text signal is the row-wise dot product of a
+# sparse TF-IDF matrix, and the ICD-10-CM family signals are arithmetic on the codes'
+# lengths and shared prefixes. Pairs the arrays do not describe (other code systems,
+# whose broader codes come from parent links; add-on codes; codes named in policies)
+# are scored by the functions above, so every score is the one ``compute`` gives.
+# Only the entries kept have their reasons written out, again from the arrays.
+
+PAIR_BLOCK = 500_000
+"""Pairs whose text similarity is worked out in one sparse product."""
+
+
+class Arrays:
+    """The corpus as arrays indexed by a code's place in ``order`` (0 … n-1)."""
+
+    def __init__(self, corpus: Corpus):
+        self.ids = np.array(
+            sorted(corpus.codes, key=corpus.order), dtype=np.int64
+        )  # ids by (system, sort key): the tie-break of a ranking
+        self.index = {int(code_id): i for i, code_id in enumerate(self.ids)}
+        n = len(self.ids)
+        self.length = np.zeros(n, dtype=np.int64)
+        self.position = np.zeros(n, dtype=np.int64)
+        self.section = np.full(n, -1, dtype=np.int64)
+        self.keys = np.zeros((n, FULL_ICD_KEY + 1), dtype=np.uint8)
+        # Codes whose broader codes are exactly the shorter ICD-10-CM prefixes of
+        # their key: their family signals are worked out from the keys alone.
+        self.prefixed = np.zeros(n, dtype=bool)
+        self.addon = np.zeros(n, dtype=bool)
+        self.policy = np.zeros(n, dtype=bool)
+        self.large = np.zeros(n, dtype=bool)
+        for i, code_id in enumerate(self.ids.tolist()):
+            system, _code, key, _desc, _parent, section = corpus.codes[code_id]
+            self.position[i] = corpus.position[code_id]
+            if section is not None:
+                self.section[i] = section
+            self.length[i] = len(key)
+            if system == ICD and 3 <= len(key) <= FULL_ICD_KEY and key.isascii():
+                prefixes = {key[:length] for length in range(3, len(key))}
+                self.prefixed[i] = corpus.lineage_of(code_id) == prefixes
+                self.keys[i, : len(key)] = np.frombuffer(key.encode(), np.uint8)
+            self.addon[i] = bool(
+                corpus.primaries.get(code_id) or corpus.addons.get(code_id)
+            )
+            self.policy[i] = bool(corpus.policies.get(code_id))
+            self.large[i] = bool(corpus.large_rows.get(code_id))
+        self.text = self._tfidf(corpus)
+
+    def _tfidf(self, corpus):
+        """Unit-length TF-IDF rows: ``TextModel.vector``, the very same numbers."""
+        from scipy import sparse
+
+        model = corpus.text
+        columns = {word: column for column, word in enumerate(model.idf)}
+        indptr, indices, data = [0], [], []
+        for code_id in self.ids.tolist():
+            vector = model.vector(code_id)
+            indices.extend(columns[word] for word in vector)
+            data.extend(vector.values())
+            indptr.append(len(indices))
+        shape = (len(self.ids), max(len(columns), 1))
+        text = sparse.csr_matrix(
+            (np.array(data, dtype=np.float64), indices, indptr), shape
+        )
+        # Where each word comes in its text (1, 2, …): ``TextModel.shared`` breaks
+        # ties by it. Same structure as ``text``, so both sort the same way.
+        sizes = np.diff(indptr)
+        places = np.arange(len(data)) - np.repeat(indptr[:-1], sizes) + 1
+        self.places = sparse.csr_matrix(
+            (places.astype(np.float64), indices, indptr), shape
+        )
+        self.present = sparse.csr_matrix((np.ones(len(data)), indices, indptr), shape)
+        self.words = list(columns)
+        for matrix in (text, self.places, self.present):
+            matrix.sort_indices()
+        return text
+
+    def cosine(self, a, b):
+        """Text similarity of each pair (a[i], b[i]): row-wise dot products."""
+        found = np.empty(len(a), dtype=np.float64)
+        for start in range(0, len(a), PAIR_BLOCK):
+            end = start + PAIR_BLOCK
+            rows = self.text[a[start:end]].multiply(self.text[b[start:end]])
+            found[start:end] = np.asarray(rows.sum(axis=1)).ravel()
+        return found
+
+
+def _pairs(corpus, arrays, targets):
+    """Every (code, candidate) pair of the targets, as two index arrays."""
+
+    first, second = array.array("q"), array.array("q")
+    index = arrays.index
+    for code_id in targets:
+        found = [index[b] for b in candidates(corpus, code_id)]
+        first.extend([index[code_id]] * len(found))
+        second.extend(found)
+    return np.frombuffer(first, dtype=np.int64), np.frombuffer(second, dtype=np.int64)
+
+
+def _level_weights(lengths):
+    """``LEVEL_WEIGHTS.get(min(length, 6), 0.2)`` for an array of lengths."""
+    table = np.full(7, LEVEL_WEIGHTS[3])
+    for length, weight in LEVEL_WEIGHTS.items():
+        table[length] = weight
+    return table[np.minimum(lengths, 6)]
+
+
+@dataclass
+class Scored:
+    """The signals of each pair, kept to write the reasons of the entries kept."""
+
+    family: np.ndarray  # 0 none, 1 broader, 2 narrower, 3 shared parent
+    family_weight: np.ndarray
+    depth: np.ndarray  # length of the deepest shared key, for kind 3
+    seventh: np.ndarray
+    nearby: np.ndarray
+    section: np.ndarray
+    cosine: np.ndarray
+    python: np.ndarray  # structure scored by ``_structure``
+    policy: np.ndarray  # policy scored by ``_policy``
+    score: np.ndarray
+
+
+def _score_pairs(corpus, arrays, a, b) -> Scored:
+    """Each pair's score, the sum ``_score`` gives, signal by signal in arrays."""
+    n = len(a)
+    length_a, length_b = arrays.length[a], arrays.length[b]
+    keys_a, keys_b = arrays.keys[a], arrays.keys[b]
+    same = np.cumprod(keys_a == keys_b, axis=1).sum(axis=1)
+    shared = np.minimum(same, np.minimum(length_a, length_b))
+    del same
+
+    family = np.zeros(n, dtype=np.int8)
+    broader = (length_b >= 3) & (length_b < length_a) & (shared >= length_b)
+    narrower = ~broader & (length_a >= 3) & (length_a < length_b) & (shared >= length_a)
+    depth = np.minimum(shared, np.minimum(length_a, length_b) - 1)
+    parent = ~broader & ~narrower & (depth >= 3)
+    family[broader], family[narrower], family[parent] = 1, 2, 3
+    weight = np.zeros(n)
+    weight[broader] = _level_weights(length_b[broader])
+    weight[narrower] = _level_weights(length_a[narrower]) * NARROWER_FACTOR
+    full = (length_a == FULL_ICD_KEY) & (length_b == FULL_ICD_KEY)
+    weight[parent] = np.where(
+        (depth[parent] == 6) & full[parent],
+        SEVENTH_SIBLING_WEIGHT,
+        np.where(depth[parent] <= 3, LEVEL_WEIGHTS[3], _level_weights(depth[parent])),
+    )
+
+    last = FULL_ICD_KEY - 1
+    seventh = full & (keys_a[:, last] == keys_b[:, last]) & (shared >= 3)
+    del keys_a, keys_b
+    distance = np.abs(arrays.position[a] - arrays.position[b])
+    section_a, section_b = arrays.section[a], arrays.section[b]
+    loose = (family == 0) & (section_a == section_b)
+    nearby = np.where(
+        loose & (distance <= NEARBY_DISTANCE),
+        NEARBY_WEIGHT * (1 - (distance - 1) / NEARBY_DISTANCE),
+        0.0,
+    )
+    section = loose & (section_a >= 0)
+
+    structure = 0.0 + weight
+    structure = np.where(seventh, structure + SAME_SEVENTH_WEIGHT, structure)
+    structure = np.where(nearby > 0, structure + nearby, structure)
+    structure = np.where(section, structure + SECTION_WEIGHT, structure)
+
+    python = ~(arrays.prefixed[a] & arrays.prefixed[b]) | arrays.addon[a]
+    ids = arrays.ids
+    for i in np.flatnonzero(python).tolist():
+        structure[i] = _structure(corpus, int(ids[a[i]]), int(ids[b[i]]), None)
+    policy = (arrays.policy[a] & arrays.policy[b]) | (arrays.large[a] & arrays.large[b])
+    policy_score = np.zeros(n)
+    for i in np.flatnonzero(policy).tolist():
+        policy_score[i] = _policy(corpus, int(ids[a[i]]), int(ids[b[i]]), None)
+
+    base = structure + policy_score
+    cosine = arrays.cosine(a, b)
+    score = base + _text_weight(cosine)
+    # A sparse product adds a pair's word weights in another order than
+    # ``TextModel.cosine``, so a similarity can differ from it in the last bits.
+    # Where those bits could matter (a tie with another candidate, a weight at a
+    # threshold or equal to another reason's, a score halfway between two stored
+    # values), the pair's similarity is worked out the way ``compute`` does, so
+    # the lists are the ones it stores.
+    close = _close_calls(a, b, cosine, score)
+    for i in close.tolist():
+        cosine[i] = corpus.text.cosine(int(ids[a[i]]), int(ids[b[i]]))
+    score[close] = base[close] + _text_weight(cosine[close])
+    return Scored(
+        family, weight, depth, seventh, nearby, section, cosine, python, policy, score
+    )
+
+
+def _text_weight(cosine):
+    return np.where(cosine >= TEXT_MIN_COSINE, TEXT_WEIGHT * cosine, 0.0)
+
+
+NEAR = 1e-9
+
+
+def _close_calls(a, b, cosine, score):
+    """Pairs whose ranking or reasons could turn on the last bits of ``cosine``."""
+    texty = cosine >= TEXT_MIN_COSINE - NEAR
+    order = np.lexsort((b, -score, a))
+    tied = (a[order][1:] == a[order][:-1]) & (np.abs(np.diff(score[order])) < NEAR)
+    close = np.zeros(len(a), dtype=bool)
+    close[order[1:][tied]] = close[order[:-1][tied]] = True
+    weight = TEXT_WEIGHT * cosine
+    # Every other weight, and every stored score's rounding step, is a round number.
+    close |= np.abs(weight - np.round(weight, 6)) < NEAR
+    close |= np.abs(cosine - TEXT_MIN_COSINE) < NEAR
+    close |= np.abs(score - MIN_SCORE) < NEAR
+    close |= np.abs(score * 1e4 - np.floor(score * 1e4) - 0.5) < 1e-6
+    return np.flatnonzero(close & texty)
+
+
+def _shared_words(arrays, a, b):
+    """
+    For each pair, the columns of the three words that weigh most in both texts, -1
+    where there are fewer: ``TextModel.shared`` for all the pairs at once.
+    """
+    product = arrays.text[a].multiply(arrays.text[b]).tocsr()
+    places = arrays.places[a].multiply(arrays.present[b]).tocsr()
+    found = np.full((len(a), 3), -1, dtype=np.int64)
+    if not np.array_equal(product.indptr, places.indptr) or not np.array_equal(
+        product.indices, places.indices
+    ):
+        return None  # not expected: the caller asks TextModel.shared instead
+    row = np.repeat(np.arange(len(a)), np.diff(product.indptr))
+    order = np.lexsort((places.data, -product.data, row))
+    row = row[order]
+    place = np.arange(len(order)) - product.indptr[row]
+    top = place < 3
+    found[row[top], place[top]] = product.indices[order[top]]
+    return found
+
+
+def _kept(arrays, a, b, score):
+    """Indices of the pairs kept: each code's best MAX_SIMILAR, as ``compute``."""
+    good = np.flatnonzero(score >= MIN_SCORE)
+    # Best score first, then the candidate's place in the code order (its index).
+    order = good[np.lexsort((b[good], -score[good], a[good]))]
+    code = a[order]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return order[rank < MAX_SIMILAR]
+
+
+_FAMILY_TEXT = {
+    1: ("broader", "Broader code it belongs to"),
+    2: ("narrower", "More specific code under it"),
+}
+
+
+def _reasons(corpus, pair, wording, parents) -> list[tuple]:
+    """The reasons of one kept pair, strongest first, as ``_score`` writes them."""
+    code_a, code_b, family, weight, depth, seventh, nearby, section = pair[:8]
+    python, policy, cosine = pair[8:]
+    found = []
+    if python:
+        _structure(corpus, code_a, code_b, found)
+    else:
+        if family == 3:
+            key_a, key_b = corpus.codes[code_a][2], corpus.codes[code_b][2]
+            full = len(key_a) == len(key_b) == FULL_ICD_KEY
+            reason = parents.get((key_a[:depth], full))
+            if reason is None:
+                _shared_parent(ICD, key_a, key_b, key_a[:depth], found)
+                parents[(key_a[:depth], full)] = found[-1]
+            else:
+                found.append(reason)
+        elif family:
+            kind, text = _FAMILY_TEXT[family]
+            found.append((weight, kind, text))
+        if seventh:
+            text = f"Same 7th character ({corpus.codes[code_a][2][-1]})"
+            found.append((SAME_SEVENTH_WEIGHT, "seventh", text))
+        if nearby > 0:
+            distance = abs(corpus.position[code_a] - corpus.position[code_b])
+            text = "Next to it in the code set"
+            if distance > 1:
+                text = "Nearby in the code set"
+            found.append((nearby, "nearby", text))
+        if section:
+            name = corpus.section_names.get(corpus.codes[code_a][5], "")
+            found.append((SECTION_WEIGHT, "section", f"Same section: {name}"))
+    if policy:
+        _policy(corpus, code_a, code_b, found)
+    if cosine >= TEXT_MIN_COSINE:
+        if wording is None:
+            wording = _wording(corpus.text.shared(code_a, code_b))
+        found.append((TEXT_WEIGHT * cosine, "text", wording))
+    if len(found) > 1:
+        found.sort(key=lambda reason: -reason[0])
+    return found
+
+
+def _wording(words):
+    return "Similar wording: " + ", ".join(f"“{word}”" for word in words)
+
+
+class _Encoded(dict):
+    """Each reason's JSON, encoded once: the same reasons recur across many lists."""
+
+    def __missing__(self, reason):
+        kind, text = reason
+        value = self[reason] = json.dumps({"kind": kind, "text": text})
+        return value
+
+    def list(self, found):
+        return "[" + ", ".join(self[(kind, text)] for _w, kind, text in found) + "]"
+
+
+FEW = 100
+"""Up to this many codes, ``rebuild`` scores each code by itself (``compute``)."""
+BLOCK = 10_000
+"""Codes whose candidates are scored together: bounds the memory of the arrays."""
+
+
+def compute_all(corpus: Corpus, targets, writer, progress=None) -> None:
+    """Ranks the candidates of the target codes in blocks and writes their lists."""
+    arrays = Arrays(corpus)
+    encoded, parents, wordings = _Encoded(), {}, {}
+    ids, words = arrays.ids, arrays.words
+    for start in range(0, len(targets), BLOCK):
+        block = targets[start : start + BLOCK]
+        a, b = _pairs(corpus, arrays, block)
+        scored = _score_pairs(corpus, arrays, a, b)
+        kept = _kept(arrays, a, b, scored.score)
+        texts = kept[scored.cosine[kept] >= TEXT_MIN_COSINE]
+        shared = _shared_words(arrays, a[texts], b[texts])
+        wording = [None] * len(a)
+        if shared is not None:
+            for i, top in zip(texts.tolist(), map(tuple, shared.tolist()), strict=True):
+                text = wordings.get(top)
+                if text is None:
+                    text = wordings[top] = _wording(words[w] for w in top if w >= 0)
+                wording[i] = text
+        columns = zip(
+            ids[a[kept]].tolist(),
+            ids[b[kept]].tolist(),
+            scored.family[kept].tolist(),
+            scored.family_weight[kept].tolist(),
+            scored.depth[kept].tolist(),
+            scored.seventh[kept].tolist(),
+            scored.nearby[kept].tolist(),
+            scored.section[kept].tolist(),
+            scored.python[kept].tolist(),
+            scored.policy[kept].tolist(),
+            scored.cosine[kept].tolist(),
+            np.round(scored.score[kept], 4).tolist(),
+            [wording[i] for i in kept.tolist()],
+            strict=True,
+        )
+        del a, b, scored, wording
+        rows, previous = [], None
+        for *pair, score, text in columns:
+            if pair[0] != previous:
+                if rows:
+                    writer.add_encoded(previous, rows)
+                rows, previous = [], pair[0]
+            found = _reasons(corpus, pair, text, parents)
+            rows.append((pair[1], score, encoded.list(found)))
+        if rows:
+            writer.add_encoded(previous, rows)
+        if progress is not None:
+            progress(start + len(block), len(targets))
+
+
 # --- Storing ---------------------------------------------------------------------
 
 BATCH = 5_000
@@ -592,11 +971,16 @@ class Writer:
     A full rebuild writes about two million rows; building a model instance for each
     (``bulk_create``) took most of the run, so rows go in as tuples with their JSON
     already encoded, the way ``JSONField`` would encode it (``COPY`` on PostgreSQL).
+
+    Used as a context manager with ``stream=True`` (as ``rebuild`` does), a writer
+    on PostgreSQL keeps one ``COPY`` open until the block ends, so the server stores
+    rows while the next ones are computed rather than after each batch. Nothing else
+    may use the connection inside the block.
     """
 
     COLUMNS = "code_id, similar_id, rank, score, reasons, computed_at"
 
-    def __init__(self):
+    def __init__(self, stream=False):
         table = connection.ops.quote_name(SimilarCode._meta.db_table)
         self.copy = connection.vendor == "postgresql"
         # PostgreSQL takes rows fastest through COPY; SQLite through executemany.
@@ -608,6 +992,18 @@ class Writer:
         self.now = connection.ops.adapt_datetimefield_value(timezone.now())
         self.rows = []
         self.written = 0
+        self.stream = stream and self.copy
+        self._copying = None  # (cursor, COPY context, COPY) while one is open
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        try:
+            if exc_info[0] is None:
+                self.flush()
+        finally:
+            self._end_copy(*exc_info)
 
     def add(self, code_id, entries):
         for rank, entry in enumerate(entries, start=1):
@@ -624,17 +1020,42 @@ class Writer:
         if len(self.rows) >= BATCH:
             self.flush()
 
+    def add_encoded(self, code_id, entries):
+        """A list given as (similar id, score, reasons already encoded as JSON)."""
+        for rank, (similar_id, score, reasons) in enumerate(entries, start=1):
+            self.rows.append((code_id, similar_id, rank, score, reasons, self.now))
+        if len(self.rows) >= BATCH:
+            self.flush()
+
     def flush(self):
         if self.rows:
-            with connection.cursor() as cursor:
-                if self.copy:
-                    with cursor.cursor.copy(self.sql) as copy:
-                        for row in self.rows:
-                            copy.write_row(row)
-                else:
+            if self.copy:
+                copy = self._copy()
+                for row in self.rows:
+                    copy.write_row(row)
+                if not self.stream:
+                    self._end_copy(None, None, None)
+            else:
+                with connection.cursor() as cursor:
                     cursor.executemany(self.sql, self.rows)
             self.written += len(self.rows)
             self.rows = []
+
+    def _copy(self):
+        if self._copying is None:
+            cursor = connection.cursor()
+            context = cursor.cursor.copy(self.sql)
+            self._copying = (cursor, context, context.__enter__())
+        return self._copying[2]
+
+    def _end_copy(self, *exc_info):
+        if self._copying is not None:
+            cursor, context, _copy = self._copying
+            self._copying = None
+            try:
+                context.__exit__(*exc_info)  # on an error, the COPY is abandoned
+            finally:
+                cursor.close()
 
 
 def _delete_lists(code_ids):
@@ -654,6 +1075,12 @@ def rebuild(systems=None, progress=None, missing_only=False) -> Rebuilt:
     Recompute and store the lists of every code (of ``systems``, if given); with
     ``missing_only``, only of the codes that have no stored list yet.
     """
+    if missing_only:
+        unlisted = Code.objects.exclude(id__in=SimilarCode.objects.values("code_id"))
+        if systems:
+            unlisted = unlisted.filter(system__in=systems)
+        if not unlisted.exists():
+            return Rebuilt(0, 0)  # quick: the corpus is not even read
     corpus = Corpus.load()
     systems = [s for s in (systems or corpus.ids) if s in corpus.ids]
     targets = [code_id for system in systems for code_id in corpus.ids[system]]
@@ -661,14 +1088,20 @@ def rebuild(systems=None, progress=None, missing_only=False) -> Rebuilt:
         if missing_only:
             listed = set(SimilarCode.objects.values_list("code_id", flat=True))
             targets = [code_id for code_id in targets if code_id not in listed]
+        elif set(systems) >= set(corpus.ids):
+            # Every list goes: one plain DELETE, which SQLite empties in one step
+            # instead of row by row through the join on the code's system.
+            SimilarCode.objects.all().delete()
         else:
             SimilarCode.objects.filter(code__system__in=systems).delete()
-        writer = Writer()
-        for done, code_id in enumerate(targets, start=1):
-            writer.add(code_id, compute(corpus, code_id))
-            if progress is not None:
-                progress(done, len(targets))
-        writer.flush()
+        with Writer(stream=True) as writer:
+            if len(targets) > FEW:
+                compute_all(corpus, targets, writer, progress)
+            else:  # not worth building the arrays: the same lists, one at a time
+                for done, code_id in enumerate(targets, start=1):
+                    writer.add(code_id, compute(corpus, code_id))
+                    if progress is not None:
+                        progress(done, len(targets))
     return Rebuilt(len(targets), writer.written)
 
 
@@ -757,11 +1190,12 @@ def grouped(entries) -> list[tuple[str, list]]:
 _pending = threading.local()
 
 
-def _note(code_ids=(), policy_ids=()):
+def _note(code_ids=(), policy_ids=(), everything=False):
     if not hasattr(_pending, "codes"):
         _pending.codes, _pending.policies = set(), set()
     _pending.codes.update(code_ids)
     _pending.policies.update(policy_ids)
+    _pending.everything = everything or getattr(_pending, "everything", False)
     # Similar codes are derived data: a failure to refresh them is logged, and must
     # not turn a committed save into an error page, nor stop the callbacks after it
     # (the search index's).
@@ -771,11 +1205,20 @@ def _note(code_ids=(), policy_ids=()):
 def flush():
     code_ids = set(getattr(_pending, "codes", ()))
     policy_ids = set(getattr(_pending, "policies", ()))
-    _pending.codes, _pending.policies = set(), set()
-    if not (code_ids or policy_ids):
+    everything = getattr(_pending, "everything", False)
+    _pending.codes, _pending.policies, _pending.everything = set(), set(), False
+    if not (code_ids or policy_ids or everything):
         return
     try:
-        refresh(code_ids, policy_ids)
+        if everything:
+            rebuilt = rebuild()
+            logger.info(
+                "Similar codes rebuilt after a bulk save: %d codes, %d entries.",
+                rebuilt.codes,
+                rebuilt.rows,
+            )
+        else:
+            refresh(code_ids, policy_ids)
     except Exception:
         # The save has committed. Say what is stale and how to repair it: Django's
         # own message for a failed robust callback names only "flush".
@@ -841,15 +1284,19 @@ def row_deleting(sender, instance, **kwargs):
 
 def codes_bulk_saved(sender, system=None, ids=(), **kwargs):
     ids = list(ids)
-    if len(ids) > REFRESH_LIMIT:
+    # A large import changes the text model's word weights and the neighbours of
+    # thousands of codes: every list may have changed, and rebuilding them all (well
+    # under a minute for the full ICD-10-CM set) costs less than finding which did.
+    everything = len(ids) > REFRESH_LIMIT
+    if everything:
+        # Said, not only done: the command that saved them takes longer for it.
         logger.warning(
-            "%s %s codes were saved in bulk; run manage.py rebuild_similar_codes "
-            "to refresh their similar codes.",
+            "%s %s codes were saved in bulk; every similar-codes list is rebuilt "
+            "after the commit, as manage.py rebuild_similar_codes does.",
             len(ids),
             system,
         )
-        return
-    _note(ids)
+    _note(ids, everything=everything)
 
 
 def policy_content_changed(sender, policy=None, **kwargs):

@@ -303,3 +303,35 @@ def test_the_command_can_fill_in_only_the_missing_lists(sample_data):
 def test_the_command_refuses_an_unknown_system(sample_data):
     with pytest.raises(CommandError, match="not a code system"):
         call_command("rebuild_similar_codes", "--system", "icd-9", verbosity=0)
+
+
+def test_a_bulk_icd10cm_import_leaves_no_stale_list(
+    stored, django_capture_on_commit_callbacks
+):
+    # The sample data's S52.501A was listed when only a score of codes existed: its
+    # list named other codes of the same policy. A slice of the real ICD-10-CM set
+    # brings its family, and the import recomputes what it may have changed.
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("import_icd10cm", categories=["S52", "Z47"], verbosity=0)
+    top = listed("S52.501A", "icd-10-cm")
+    assert {"S52.501D", "S52.501S", "S52.502A"} <= set(top)
+    outside = [i for i, code in enumerate(top) if not code.startswith("S52.5")]
+    last_family = max(top.index(code) for code in ("S52.501D", "S52.501S", "S52.502A"))
+    assert not outside or last_family < outside[0], top
+    assert SimilarCode.objects.filter(code__code="S52.501A").count() == (
+        similar.MAX_SIMILAR
+    )
+
+
+def test_the_bulk_rebuild_stores_what_one_code_at_a_time_stores(stored, monkeypatch):
+    # rebuild() ranks every code's candidates at once, in arrays; compute() ranks one
+    # code's in Python, as a save refreshes it. Both give the same list and reasons.
+    monkeypatch.setattr(similar, "FEW", 0)  # the arrays even for the sample's codes
+    corpus = similar.Corpus.load()
+    similar.rebuild()
+    for row in Code.objects.all():
+        expected = similar.compute(corpus, row.pk)
+        stored_rows = list(SimilarCode.objects.filter(code=row).order_by("rank"))
+        assert [
+            (entry.similar_id, entry.score, entry.reasons) for entry in expected
+        ] == [(r.similar_id, r.score, r.reasons) for r in stored_rows], row.code

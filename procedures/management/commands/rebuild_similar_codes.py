@@ -1,9 +1,11 @@
 """
 Recompute every code's stored similar-codes list (see procedures.similar).
 
-Run it after a bulk import of a code set: imports of more than
-``similar.REFRESH_LIMIT`` codes are not refreshed as they are saved. Running it twice
-stores the same lists.
+A bulk import of more than ``similar.REFRESH_LIMIT`` codes already rebuilds every
+list once it commits; run this on a database whose lists predate that, or after a
+change made outside the app. ``--missing`` does only the codes without a list, and is
+quick when there are none (``make run`` runs it). Running it twice stores the same
+lists.
 """
 
 import time
