@@ -311,14 +311,9 @@ class EditorialAdmin(SimpleHistoryAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
+        # A restore's fields outside the form are already the row's current ones
+        # (LockedModelForm._keep_the_rest_of_the_current_row).
         stored = type(obj).objects.filter(pk=obj.pk).first() if change else None
-        if stored is not None:
-            # What the form does not let this person edit stays as stored. A restore
-            # starts from a historical copy, whose status, review, revision and
-            # version are the old ones.
-            for field in obj._meta.concrete_fields:
-                if field.name not in form.fields and not field.primary_key:
-                    setattr(obj, field.attname, getattr(stored, field.attname))
         if stored is not None and self.edits_wait_in_revision(request, stored, obj):
             edited = obj.text()
             for name, value in stored.text().items():
