@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from carecodes.editorial import Revisable, Versioned
@@ -368,3 +369,85 @@ class PolicyReference(models.Model):
 
     def __str__(self):
         return f"{self.position}. {self.citation[:80]}"
+
+
+class PolicyVersion(models.Model):
+    """
+    A policy's content as it stood after an import or an edit changed it.
+
+    ``content`` holds the whole of it in one record (``policies.versions.snapshot``):
+    title, dates, Markdown sections, the complete code table with each row's sort
+    keys, and the references, so a page reads any version, or two to compare, with
+    one query whatever the size of the table.
+    """
+
+    policy = models.ForeignKey(
+        Policy, on_delete=models.CASCADE, related_name="versions"
+    )
+    number = models.PositiveIntegerField(help_text="1 for the first version, then 2 …")
+    # Copied from ``content``: versions are listed and addressed by their review date.
+    last_reviewed_on = models.DateField(null=True, blank=True)
+    content = models.JSONField()
+    # SHA-256 of ``content``: an import compares it to leave an unchanged policy be.
+    digest = models.CharField(max_length=64)
+    note = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="How the version came: an import, an edit.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["policy", "number"]
+        constraints = [
+            # Also the index of "a policy's versions, newest first".
+            models.UniqueConstraint(
+                fields=["policy", "number"], name="policyversion_unique_number"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.policy} (version {self.number})"
+
+    def get_absolute_url(self):
+        return reverse(
+            "policies:version",
+            kwargs={
+                "payer": self.policy.payer.slug,
+                "number": self.policy.number,
+                "version": self.address,
+            },
+        )
+
+    @property
+    def address(self) -> str:
+        """The version's part of its address: its number (dates may repeat)."""
+        return str(self.number)
+
+
+class PolicyCodeChange(models.Model):
+    """
+    A code or range a version added, removed or moved (as its sort keys), so that a
+    code page finds the versions that may have changed its status in one indexed
+    query, as ``PolicyCodeQuerySet.naming`` finds the policies naming it.
+    """
+
+    version = models.ForeignKey(
+        PolicyVersion, on_delete=models.CASCADE, related_name="code_changes"
+    )
+    system = models.CharField(max_length=12, choices=CodeSystem.choices)
+    start_key = models.CharField(max_length=12)
+    end_key = models.CharField(max_length=13)
+
+    class Meta:
+        indexes = [
+            # policies.versions.code_history: system = ? AND start_key <= ? AND
+            # end_key >= ?
+            models.Index(
+                fields=["system", "start_key", "end_key"],
+                name="policycodechange_keys_idx",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.system} {self.start_key}–{self.end_key}"

@@ -90,6 +90,9 @@ class ImportResult:
     codes: set[tuple[str, str]] = field(default_factory=set)
     # The saved policy or write-up (unsaved in a dry run).
     instance: Any = None
+    # Sentences the commands print under the summary, in a dry run too: the policy
+    # versions an import records (policies.versions.record_version).
+    notes: list[str] = field(default_factory=list)
 
     def count(self, action: str, *, tables: bool = False) -> int:
         return sum(

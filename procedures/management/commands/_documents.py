@@ -73,6 +73,8 @@ class DocumentImportCommand(BaseCommand):
             raise CommandError(self.refusal(problems)) from None
         for path, result in results:
             self.stdout.write(f"{path}: {result.summary()}")
+            for note in result.notes:
+                self.stdout.write(f"  {note}")
             if dry_run and options["verbosity"] > 1:
                 for change in result.changed:
                     self.stdout.write(f"  {change.action} {change.label}")
