@@ -19,6 +19,13 @@ class RejectNulMiddleware:
     def __call__(self, request):
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or "%00" in query.lower():
+            if request.path.startswith("/api/"):
+                # The API's callers read JSON; its errors say what went wrong under
+                # "detail".
+                return JsonResponse(
+                    {"detail": "The request contains a character it can’t use."},
+                    status=400,
+                )
             if request.path == reverse("search_suggest"):
                 # The autocomplete script reads JSON, errors included.
                 return JsonResponse(
