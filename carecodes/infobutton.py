@@ -192,7 +192,8 @@ def read_request(query, *, for_person: bool = False) -> KnowledgeRequest:
         if len(given) > 1:
             raise BadRequest(f"Give {name} once: the responder takes one of each.")
         if given:
-            values[name] = given[0].strip()
+            # The callback is checked as sent: it goes into the script verbatim.
+            values[name] = given[0] if name == CALLBACK else given[0].strip()
     written_code = values.get(CODE, "")
     text = values.get(DISPLAY_NAME) or values.get(ORIGINAL_TEXT, "")
     if not written_code and not text:

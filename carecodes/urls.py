@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import sitemaps, views
+from . import infobutton, sitemaps, views
 
 handler400 = "carecodes.views.bad_request"
 handler404 = "carecodes.views.page_not_found"
@@ -14,6 +14,13 @@ urlpatterns = [
     path("", include("policies.urls")),
     path("search/", views.search, name="search"),
     path("search/suggest/", views.search_suggest, name="search_suggest"),
+    # HL7 Infobutton (MedlinePlus Connect-compatible): data, and a person's browser.
+    path("infobutton/service", infobutton.service, name="infobutton_service"),
+    path(
+        "infobutton/application",
+        infobutton.application,
+        name="infobutton_application",
+    ),
     path("robots.txt", views.robots_txt, name="robots_txt"),
     path("favicon.ico", views.favicon),
     path("sitemap.xml", sitemaps.index, name="sitemap"),
