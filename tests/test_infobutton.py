@@ -11,9 +11,12 @@ from urllib.parse import urlencode
 
 import jsonschema
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from lxml import etree
 from lxml import html as lxml_html
 
+from carecodes.infobutton import MAX_ENTRIES, search_engine
 from procedures.models import Code, Procedure, PublicationStatus
 
 pytestmark = pytest.mark.django_db
@@ -287,6 +290,12 @@ def test_the_code_written_without_its_dot_falls_back_the_same_way(
     assert entry_titles(feed) == ["Type 2 diabetes"]
 
 
+def test_a_hcpcs_code_returns_the_policy_listing_it(client, sample_data):
+    feed = atom(ask(client, "s9117", "2.16.840.1.113883.6.285"))
+    assert entry_titles(feed) == [POLICY_TITLE]
+    assert "lists HCPCS Level II S9117 under" in summary_text(entries_of(feed)[0])
+
+
 @pytest.mark.parametrize(
     "system",
     [CPT_OID, f"urn:oid:{CPT_OID}", "http://www.ama-assn.org/go/cpt", "CPT"],
@@ -468,6 +477,20 @@ def test_query_counts_are_pinned(client, sample_data, django_assert_num_queries)
         ask(client, "44054006", SNOMED_OID)
 
 
+def test_a_search_by_name_costs_the_engines_queries_plus_one_per_kind_found(
+    client, sample_data, django_assert_num_queries
+):
+    # The engine's own count is its business (pinned in its tests, and not the same
+    # on both databases); the responder then reads the write-ups, codes and
+    # policies it found, one query for each kind.
+    search_engine.search("work hardening", None, 1, MAX_ENTRIES * 3)
+    with CaptureQueriesContext(connection) as engine:
+        search_engine.search("work hardening", None, 1, MAX_ENTRIES * 3)
+    with django_assert_num_queries(len(engine) + 3):
+        feed = atom(service(client, **{"mainSearchCriteria.v.dn": "work hardening"}))
+    assert len(entries_of(feed)) == 3
+
+
 def test_the_fallback_costs_the_same_two_queries(
     client, diabetes_codes, django_assert_num_queries
 ):
@@ -482,11 +505,14 @@ def application(client, **params):
     return client.get("/infobutton/application?" + urlencode(params))
 
 
-def test_the_application_redirects_to_the_write_up_page(client, sample_data):
-    response = application(
-        client,
-        **{"mainSearchCriteria.v.c": "97546", "mainSearchCriteria.v.cs": CPT_OID},
-    )
+def test_the_application_redirects_to_the_write_up_page(
+    client, sample_data, django_assert_num_queries
+):
+    with django_assert_num_queries(2):
+        response = application(
+            client,
+            **{"mainSearchCriteria.v.c": "97546", "mainSearchCriteria.v.cs": CPT_OID},
+        )
     assert response.status_code == 302
     assert response["Location"] == "http://testserver/codes/cpt/97546/"
 
@@ -529,11 +555,14 @@ def test_the_application_says_when_the_language_asked_for_is_missing(
     assert "Spanish is not available yet" in response.content.decode()
 
 
-def test_the_application_answers_an_unknown_code_with_a_search(client, sample_data):
-    response = application(
-        client,
-        **{"mainSearchCriteria.v.c": "99999", "mainSearchCriteria.v.cs": CPT_OID},
-    )
+def test_the_application_answers_an_unknown_code_with_a_search(
+    client, sample_data, django_assert_num_queries
+):
+    with django_assert_num_queries(2):
+        response = application(
+            client,
+            **{"mainSearchCriteria.v.c": "99999", "mainSearchCriteria.v.cs": CPT_OID},
+        )
     assert response.status_code == 404
     page = lxml_html.fromstring(response.content)
     assert "No page for CPT 99999 yet" in page.xpath("//h1")[0].text_content()
