@@ -38,6 +38,7 @@ from policies.models import (
     PolicyReference,
     PolicyStatus,
 )
+from policies.versions import export_versions, restore_versions
 from procedures import codes
 from procedures.importing import UNCHANGED, UPDATED, Change, ImportResult, sync
 from procedures.models import (
@@ -117,7 +118,9 @@ def export_content() -> dict:
     """The whole editorial content as a JSON-ready dict (see the module docstring)."""
     policies = list(
         Policy.objects.select_related("payer", "replaced_by__payer")
-        .prefetch_related("code_groups__codes", "references", "related_policies__payer")
+        .prefetch_related(
+            "code_groups__codes", "references", "related_policies__payer", "versions"
+        )
         .order_by("payer__slug", "number")
     )
     procedures = sorted(
@@ -178,6 +181,9 @@ def _export_policy(policy: Policy) -> dict:
             {"position": reference.position, "citation": reference.citation}
             for reference in policy.references.all()
         ],
+        # Its versions (policies.versions), oldest first; a file without them is
+        # read as before versions existed.
+        "versions": export_versions(policy),
     }
 
 
@@ -426,6 +432,42 @@ def _check_policy(check, where, policy, slugs):
     for ref_at, reference in check.items(policy, "references", where):
         check.number(reference, ref_at, "position")
         check.text(reference, ref_at, "citation", blank=False)
+    if "versions" in policy:
+        _check_versions(check, where, policy)
+
+
+def _check_versions(check, where, policy):
+    numbers = set()
+    for at, version in check.items(policy, "versions", where):
+        number = version.get("number")
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            check.fail(f"{at}.number", "should be a whole number, 1 or more.")
+        elif number in numbers:
+            check.fail(f"{at}.number", f"repeats version {number}.")
+        numbers.add(number)
+        check.date(version, at, "created_at", kind=datetime.datetime, null=False)
+        check.date(version, at, "last_reviewed_on")
+        check.text(version, at, "note", limit=200)
+        content = version.get("content")
+        if not isinstance(content, dict):
+            check.fail(f"{at}.content", "should be an object.")
+            continue
+        check.text(content, f"{at}.content", "title")
+        if not isinstance(content.get("sections"), dict):
+            check.fail(f"{at}.content.sections", "should be an object.")
+        if not isinstance(content.get("references"), list):
+            check.fail(f"{at}.content.references", "should be a list.")
+        for group_at, group in check.items(content, "groups", f"{at}.content"):
+            check.choice(group, group_at, "system", CodeSystem.values)
+            check.choice(group, group_at, "coverage", Coverage.values)
+            check.text(group, group_at, "heading")
+            for row_at, row in check.items(group, "rows", group_at):
+                for name in ("start_code", "end_code", "description"):
+                    check.text(row, row_at, name)
+                for name in ("start_key", "end_key"):
+                    check.text(row, row_at, name, blank=False, limit=13)
+                for name in ("seventh_character", "is_addon"):
+                    check.flag(row, row_at, name)
 
 
 def _range_of(system: str, row: dict) -> codes.CodeRange:
@@ -501,7 +543,7 @@ def import_content(data, *, replace: bool = False) -> ImportResult:
     policies = {}
     for item in data["policies"]:
         policies[(item["payer"], item["number"])] = _import_policy(
-            item, payers[item["payer"]], result
+            item, payers[item["payer"]], result, replace=replace
         )
     for (slug, number), policy in policies.items():
         item = next(
@@ -626,7 +668,7 @@ def _link_codes(code_items, saved_codes, result):
             code.primary_codes.set(wanted)
 
 
-def _import_policy(item, payer, result):
+def _import_policy(item, payer, result, *, replace=False):
     values = {name: item[name] for name in POLICY_FIELDS}
     for name in POLICY_DATES:
         values[name] = _day(values[name])
@@ -639,6 +681,9 @@ def _import_policy(item, payer, result):
         label,
         dry_run=False,
     )
+    if "versions" in item:
+        # Before the content: its latest version then matches, and none is added.
+        restore_versions(policy, item["versions"], result, replace=replace)
     groups = []
     for group_item in item["groups"]:
         group = PolicyCodeGroup(
@@ -663,7 +708,9 @@ def _import_policy(item, payer, result):
         PolicyReference(position=ref["position"], citation=ref["citation"])
         for ref in item["references"]
     ]
-    sync_policy_content(policy, groups, references, result, dry_run=False)
+    sync_policy_content(
+        policy, groups, references, result, dry_run=False, note="Restored from a backup"
+    )
     _restore_timestamps(policy, item, result, label)
     return policy
 

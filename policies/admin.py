@@ -25,7 +25,32 @@ from .models import (
     PolicyStatus,
 )
 from .parsing import parse_policy
+from .versions import record_version
 from .views import policy_page_preview
+
+# A version's note, shown on its public page: staff names stay in the admin.
+EDITED = "Edited on this site"
+
+
+class RecordsVersions:
+    """
+    An admin whose saves may change a policy's content: once the object and its
+    inlines are saved (the admin logs the change in the same transaction), the
+    policy gets a new version if its content differs from the latest one.
+    """
+
+    def policy_of(self, obj):
+        return obj
+
+    def log_addition(self, request, obj, message):
+        entry = super().log_addition(request, obj, message)
+        record_version(self.policy_of(obj), note=EDITED)
+        return entry
+
+    def log_change(self, request, obj, message):
+        entry = super().log_change(request, obj, message)
+        record_version(self.policy_of(obj), note=EDITED)
+        return entry
 
 
 def may_change_content(user, policy) -> bool:
@@ -67,7 +92,7 @@ class PolicyConfirmForm(DocumentConfirmForm):
 
 
 @admin.register(Policy)
-class PolicyAdmin(DocumentImportMixin, EditorialAdmin):
+class PolicyAdmin(RecordsVersions, DocumentImportMixin, EditorialAdmin):
     upload_form = PolicyUploadForm
     confirm_form = PolicyConfirmForm
     document_name = "policy bulletin"
@@ -159,6 +184,7 @@ class PolicyAdmin(DocumentImportMixin, EditorialAdmin):
         for policy in queryset.exclude(revision={}):
             policy.apply_revision()
             policy.save()
+            record_version(policy, note=EDITED)
             done += 1
         self.message_user(
             request, f"{done} working revisions published.", messages.SUCCESS
@@ -217,7 +243,20 @@ class PolicyCodeInline(admin.TabularInline):
 
 
 @admin.register(PolicyCodeGroup)
-class PolicyCodeGroupAdmin(EditorialAdmin):
+class PolicyCodeGroupAdmin(RecordsVersions, EditorialAdmin):
+    def policy_of(self, group):
+        return group.policy
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        record_version(obj.policy, note=EDITED)
+
+    def delete_queryset(self, request, queryset):
+        policies = {group.policy for group in queryset.select_related("policy")}
+        super().delete_queryset(request, queryset)
+        for policy in policies:
+            record_version(policy, note=EDITED)
+
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and (
             obj is None or may_change_content(request.user, obj.policy)

@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from . import views
+from . import version_views, views
 
 
 class PolicyNumberConverter:
@@ -24,5 +24,31 @@ urlpatterns = [
         "policies/<slug:payer>/<policy_number:number>/",
         views.policy_detail,
         name="policy",
+    ),
+    # A policy's versions and what changed (policies.versions).
+    path(
+        "policies/<slug:payer>/<policy_number:number>/versions/<str:version>/",
+        version_views.version_detail,
+        name="version",
+    ),
+    path(
+        "policies/<slug:payer>/<policy_number:number>/changes/",
+        version_views.policy_changes,
+        name="changes",
+    ),
+    path(
+        "policies/<slug:payer>/<policy_number:number>/changes.atom",
+        version_views.policy_changes_feed,
+        name="changes_feed",
+    ),
+    path(
+        "payers/<slug:payer>/changes.atom",
+        version_views.payer_changes_feed,
+        name="payer_changes_feed",
+    ),
+    path(
+        "codes/<str:system>/<str:code>/changes/",
+        version_views.code_changes,
+        name="code_changes",
     ),
 ]

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Exists, OuterRef, Q
 
 from procedures import codes
-from procedures.importing import CREATED, Change
+from procedures.importing import CREATED, UPDATED, Change
 from procedures.models import Code
 
 from .models import (
@@ -490,18 +490,43 @@ def paragraph_diff(old: str, new: str) -> list[dict]:
 
 
 def word_pieces(old: str, new: str) -> list[tuple[str, str]]:
-    """One text from ``old`` to ``new``: ("same"|"del"|"ins", words) in order."""
+    """
+    One text from ``old`` to ``new``: ("same"|"del"|"ins", words) in order. A
+    stretch of two words or fewer kept between two changes joins them, so that a
+    rewritten sentence reads as one change, not as scattered words.
+    """
     old_words, new_words = _WORDS.findall(old), _WORDS.findall(new)
     matcher = difflib.SequenceMatcher(a=old_words, b=new_words, autojunk=False)
-    pieces = []
+    runs = []  # ["same", text] or ["change", taken out, put in]
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        taken, added = "".join(old_words[i1:i2]), "".join(new_words[j1:j2])
         if tag == "equal":
-            pieces.append(("same", "".join(old_words[i1:i2])))
+            runs.append(["same", taken])
+        elif runs and runs[-1][0] == "change":
+            runs[-1][1] += taken
+            runs[-1][2] += added
+        else:
+            runs.append(["change", taken, added])
+    merged = []
+    for index, run in enumerate(runs):
+        between = 0 < index < len(runs) - 1 and merged and merged[-1][0] == "change"
+        if run[0] == "same" and between and len(run[1].split()) <= 2:
+            merged[-1][1] += run[1]
+            merged[-1][2] += run[1]
+        elif run[0] == "change" and merged and merged[-1][0] == "change":
+            merged[-1][1] += run[1]
+            merged[-1][2] += run[2]
+        else:
+            merged.append(list(run))
+    pieces = []
+    for run in merged:
+        if run[0] == "same":
+            pieces.append(("same", run[1]))
             continue
-        if i2 > i1:
-            pieces.append(("del", "".join(old_words[i1:i2])))
-        if j2 > j1:
-            pieces.append(("ins", "".join(new_words[j1:j2])))
+        if run[1]:
+            pieces.append(("del", run[1]))
+        if run[2]:
+            pieces.append(("ins", run[2]))
     return pieces
 
 
@@ -659,3 +684,71 @@ def find(versions, wanted: int | datetime.date):
         return next((v for v in versions if v.number == wanted), None)
     dated = [v for v in versions if v.last_reviewed_on == wanted]
     return max(dated, key=lambda v: v.number) if dated else None
+
+
+# The content backup (carecodes.content) ---------------------------------------------
+
+
+def export_versions(policy) -> list[dict]:
+    """The policy's versions as JSON values, oldest first (``versions`` prefetched)."""
+    return [
+        {
+            "number": version.number,
+            "created_at": version.created_at.isoformat(),
+            "last_reviewed_on": _day(version.last_reviewed_on),
+            "note": version.note,
+            "content": version.content,
+        }
+        for version in sorted(policy.versions.all(), key=lambda v: v.number)
+    ]
+
+
+def restore_versions(policy, items, result, *, replace=False) -> bool:
+    """
+    Writes the backup's versions of ``policy`` that the database lacks or holds
+    otherwise (validated by the caller); with ``replace``, removes the versions the
+    backup does not have. True if anything was written.
+    """
+    stored = {version.number: version for version in policy.versions.all()}
+    changed = False
+    for item in sorted(items, key=lambda item: item["number"]):
+        values = {
+            "created_at": datetime.datetime.fromisoformat(item["created_at"]),
+            "last_reviewed_on": (
+                datetime.date.fromisoformat(item["last_reviewed_on"])
+                if item.get("last_reviewed_on")
+                else None
+            ),
+            "note": item.get("note", ""),
+            "content": item["content"],
+            "digest": content_digest(item["content"]),
+        }
+        version = stored.get(item["number"])
+        action = UPDATED if version else CREATED
+        if version is None:
+            version = PolicyVersion(policy=policy, number=item["number"], **values)
+        elif all(getattr(version, name) == value for name, value in values.items()):
+            continue
+        for name, value in values.items():
+            setattr(version, name, value)
+        version.save()
+        changed = True
+        result.changes.append(
+            Change(
+                f"Version {version.number} of {policy.payer} {policy.number}", action
+            )
+        )
+    if replace:
+        wanted = {item["number"] for item in items}
+        extra = [number for number in stored if number not in wanted]
+        if extra:
+            policy.versions.filter(number__in=extra).delete()
+            changed = True
+    if changed:
+        # The spans follow from each version and the one before it.
+        PolicyCodeChange.objects.filter(version__policy=policy).delete()
+        previous = None
+        for version in policy.versions.order_by("number"):
+            save_spans(version, previous)
+            previous = version.content
+    return changed

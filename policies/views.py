@@ -90,6 +90,8 @@ def render_policy_page(request, policy, *, preview=False):
             ),
             "shows_cpt": any(row.system == "cpt" for row in rows),
             "json_ld": seo.policy_page(request, policy, crumbs),
+            # policies.versions: listed without their content, newest first.
+            "versions": policy.versions.defer("content").order_by("-number"),
         },
     )
 
