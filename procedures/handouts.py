@@ -237,6 +237,8 @@ def handout(request, system, code):
         filename=f"carecodes-{code.system}-{code.code}-handout.pdf",
     )
     response["Last-Modified"] = http_date(changed)
+    # Search engines should list the code page, not its PDF copy.
+    response["Link"] = f'<{address}>; rel="canonical"'
     patch_cache_control(response, public=True, max_age=MAX_AGE_SECONDS)
     return response
 
