@@ -267,12 +267,13 @@ def read_system(value: str, code: str) -> codes.System | None:
     The code system an OID, ``urn:oid:`` URI, FHIR system URI or name stands for.
 
     None when it names a system this site does not carry. Without one, a code that
-    fits exactly one system is read in that one.
+    fits exactly one system is read in that one; one that fits several is refused.
     """
     if not value:
         fits = codes.systems_for(code)
-        if len(fits) == 1:
-            return fits[0]
+        if len(fits) <= 1:
+            # A code of no system this site carries is unknown, not malformed.
+            return fits[0] if fits else None
         raise BadRequest(
             f"Say which code system {CODE} is in with {CODE_SYSTEM}: an OID such as "
             f"{codes.SYSTEM_OIDS[codes.System.CPT]} (CPT) or "

@@ -13,11 +13,15 @@ import jsonschema
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from lxml import html as lxml_html
 
 from carecodes.infobutton import MAX_ENTRIES, search_engine
 from procedures.models import Code, Procedure, PublicationStatus
+
+from .hostile_text import QUERIES
 
 pytestmark = pytest.mark.django_db
 
@@ -435,6 +439,66 @@ def test_the_summary_goes_through_the_sanitising_renderer(client, sample_data):
     assert "<script" not in summary
     assert "javascript:" not in summary
     assert "<em>Hi</em>" in summary
+
+
+PARAMETER_VALUES = {
+    "mainSearchCriteria.v.c": st.one_of(
+        QUERIES, st.sampled_from(["97546", "E11.65", "S52501A", "Z85", "*", ""])
+    ),
+    "mainSearchCriteria.v.cs": st.one_of(
+        st.text(max_size=30),
+        st.sampled_from(
+            [CPT_OID, ICD10CM_OID, SNOMED_OID, "urn:oid:", "http://", "icd-10", "//"]
+        ),
+    ),
+    "mainSearchCriteria.v.dn": QUERIES,
+    "mainSearchCriteria.v.ot": QUERIES,
+    "informationRecipient": st.sampled_from(["PAT", "PROV", "prov", "", "x"]),
+    "informationRecipient.languageCode.c": st.sampled_from(
+        ["en", "es", "es-US", "spa", "", "zz-ZZ-x", "1"]
+    ),
+    "knowledgeResponseType": st.sampled_from(
+        ["text/xml", "application/json", "application/javascript", "", "x"]
+    ),
+    "callback": st.sampled_from(["cb", "a.b$", "", "x()", "ü"]),
+}
+REQUESTS = st.fixed_dictionaries({}, optional=PARAMETER_VALUES)
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(params=REQUESTS)
+@example(params={"mainSearchCriteria.v.c": "97546\x00"})
+@example(params={"mainSearchCriteria.v.c": "S00.00X+ - T88.9XX+"})
+@example(params={"mainSearchCriteria.v.dn": "\x0b\ud7ff\ufffe"})
+def test_no_request_gets_a_server_error(client, sample_data, params):
+    for view in ("service", "application"):
+        response = client.get(f"/infobutton/{view}", params)
+        assert response.status_code in {200, 302, 400, 404}, (view, params)
+        if view == "service" and response.status_code == 200:
+            kind = response["Content-Type"]
+            if kind.startswith("text/xml"):
+                atom(response)
+            elif kind == "application/json":
+                feed_json(response)
+
+
+def test_nothing_sent_comes_back_as_markup(client, sample_data):
+    payload = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
+    for view in ("service", "application"):
+        response = client.get(
+            f"/infobutton/{view}",
+            {
+                "mainSearchCriteria.v.c": payload[:40],
+                "mainSearchCriteria.v.dn": payload,
+            },
+        )
+        assert response.status_code in {200, 404}
+        assert b"<script>alert" not in response.content
+        assert b"<img" not in response.content
 
 
 # HTTP.
