@@ -19,7 +19,7 @@ Prints the index build time and size, then, per class of query, p50 / p95 over t
 same distinct queries (no result cache) for three functions, each warmed up on the
 same queries first and run in turn on each query:
 
-- engine: ``carecodes.search.search()``, the first page of 20 with everything the
+- engine: ``index.search.search()``, the first page of 20 with everything the
   results page shows (query reading, code lookups, ranked full text, snippets,
   corrections);
 - fts: the plain full-text query a developer would write over the same index tables,
@@ -94,16 +94,16 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import Q  # noqa: E402
 
-from carecodes.search import search, suggest  # noqa: E402
-from carecodes.search.engine import highlight  # noqa: E402
-from carecodes.search.indexing import rebuild  # noqa: E402
-from carecodes.search.models import (  # noqa: E402
+from index.models import (  # noqa: E402
     KIND_CODE,
     KIND_DIGITS,
     KIND_STEP,
     SearchDocument,
     SearchWord,
 )
+from index.search import search, suggest  # noqa: E402
+from index.search.engine import highlight  # noqa: E402
+from index.search.indexing import rebuild  # noqa: E402
 from policies.models import Policy  # noqa: E402
 from procedures import codes  # noqa: E402
 from procedures.models import Code  # noqa: E402

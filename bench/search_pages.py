@@ -85,7 +85,7 @@ def measure(requests):
     from django.test import Client
     from django.test.utils import setup_test_environment
 
-    from carecodes.search.models import SearchDocument
+    from index.models import SearchDocument
 
     setup_test_environment()
     settings.ALLOWED_HOSTS = ["testserver"]

@@ -49,8 +49,10 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
-from procedures import codes, similar  # noqa: E402
-from procedures.models import Code, SimilarCode  # noqa: E402
+from index import similar  # noqa: E402
+from index.models import SimilarCode  # noqa: E402
+from procedures import codes  # noqa: E402
+from procedures.models import Code  # noqa: E402
 
 ICD = codes.System.ICD10CM
 

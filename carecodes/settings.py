@@ -88,10 +88,12 @@ INSTALLED_APPS = [
     "django.contrib.sitemaps",
     "markdownx",
     "simple_history",
+    # The JSON API (carecodes/api/); listed for its docs page's own static files.
+    "ninja",
     "carecodes",
     "procedures",
     "policies",
-    "carecodes.search",
+    "index",
     # Sign-in throttling: failed attempts and lockouts, listed in the admin.
     "axes",
 ]
@@ -286,6 +288,12 @@ MARKDOWNX_UPLOAD_MAX_SIZE = 0
 # The year printed in the AMA notice on pages that show CPT descriptors.
 CPT_COPYRIGHT_YEAR = env_int("CPT_COPYRIGHT_YEAR", 2026)
 SITE_NAME = "CareCodes"
+
+# The JSON API (carecodes/api/): requests each client address may make a minute (0
+# switches the limit off), and how many proxies in front of the site append to
+# X-Forwarded-For (0: count by the connection's address; the header is ignored).
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 120)
+API_TRUSTED_PROXIES = env_int("API_TRUSTED_PROXIES", 0)
 
 LOGGING = {
     "version": 1,

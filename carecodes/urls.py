@@ -11,6 +11,12 @@ admin.site.site_title = "CareCodes admin"
 
 urlpatterns = [
     path("", include("procedures.urls")),
+    # Pages drawn from the index (search, similar codes) sit above the content apps.
+    path(
+        "codes/<str:system>/<str:code>/similar/",
+        views.similar_codes,
+        name="similar_codes",
+    ),
     path("", include("policies.urls")),
     path("search/", views.search, name="search"),
     path("search/suggest/", views.search_suggest, name="search_suggest"),
@@ -32,5 +38,7 @@ urlpatterns = [
         name="markdownx_markdownify",
     ),
     path("markdownx/upload/", views.markdown_upload, name="markdownx_upload"),
+    # The read-only JSON API, its OpenAPI document and docs: /api/v1/.
+    path("", include("carecodes.api")),
     path("admin/", admin.site.urls),
 ]

@@ -18,10 +18,13 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_POST, require_safe
 
+from index import search as search_engine
+from index import similar
 from policies.models import Payer
-from procedures.models import CodeSystem
+from procedures.codes import System
+from procedures.models import Code, CodeSystem
+from procedures.views import breadcrumbs_for, code_page_target, neighbours
 
-from . import search as search_engine
 from . import seo
 from .errors import NotFound
 from .markdown import MarkdownField, render_markdown
@@ -348,3 +351,41 @@ def markdown_preview(request):
 def markdown_upload(request):
     """Image uploads are switched off: write-ups link to images instead."""
     return HttpResponseForbidden("Image uploads are switched off on this site.")
+
+
+def similar_codes(request, system, code):
+    """The full ranked list of similar codes, grouped by the strongest reason."""
+    code = code_page_target(system, code, "similar_codes")
+    if not isinstance(code, Code):
+        return code
+    entries = list(similar.stored_for(code))
+    path = reverse("similar_codes", args=[code.system, code.code])
+    crumbs = [
+        *breadcrumbs_for(code.section),
+        (code.code, code.get_absolute_url()),
+        ("Similar codes", path),
+    ]
+    label = f"{code.get_system_display()} {code.code}"
+    return render(
+        request,
+        "procedures/similar_codes.html",
+        {
+            "code": code,
+            "groups": similar.grouped(entries),
+            "count": len(entries),
+            # Until the lists are rebuilt after a bulk import, the nearest codes.
+            "neighbours": [] if entries else neighbours(code),
+            "crumbs": crumbs,
+            "shows_cpt": code.system == System.CPT
+            or any(entry.similar.system == System.CPT for entry in entries),
+            "og_title": f"Codes similar to {label}",
+            "description": seo.meta_description(
+                f"Codes similar to {label} ({code.descriptor}):",
+                "related codes from the same family, the same payer policies and "
+                "similar wording, with the reason for each.",
+            ),
+            "json_ld": seo.collection_page(
+                request, f"Codes similar to {label}", path, crumbs
+            ),
+        },
+    )

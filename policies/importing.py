@@ -4,8 +4,8 @@ Saving a parsed policy bulletin: payer, policy, code table, references, listed c
 ``import_policy`` writes only what differs from the database (a second import writes
 no row), and with ``dry_run=True`` reports what would change without writing. A code
 table or reference list that differs is replaced as a whole, in bulk, and
-``policy_content_changed`` is sent once the transaction commits, so derived data
-(search, similar codes) follows.
+``policy_content_changed`` is sent for it, so derived data (search, similar codes)
+follows once the transaction commits.
 
 Every single code the table lists with a description gets a ``Code`` row if the site
 does not know it yet, with the bulletin's description and the bulletin as its source
@@ -16,11 +16,8 @@ which descriptor wins).
 from __future__ import annotations
 
 import re
-import threading
 from collections import defaultdict
-from contextlib import contextmanager
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils.text import slugify
 from simple_history.utils import bulk_create_with_history
@@ -41,12 +38,12 @@ from procedures.models import Code, PublicationStatus
 from .models import Payer, Policy, PolicyCode, PolicyCodeGroup, PolicyReference
 from .parsing import ParsedPolicy
 from .signals import policy_content_changed
+from .versions import record_version
 
 __all__ = [
     "KNOWN_PAYERS",
     "ImportRefused",
     "ImportResult",
-    "announcing_together",
     "import_policy",
     "link_related",
     "link_related_policies",
@@ -188,56 +185,27 @@ def stored_groups(policy: Policy) -> list[tuple[PolicyCodeGroup, list[PolicyCode
     ]
 
 
-def sync_policy_content(policy, groups, references, result, *, dry_run) -> bool:
+def sync_policy_content(
+    policy, groups, references, result, *, dry_run, note="Imported"
+) -> bool:
     """Replaces the code table and references where they differ; True if either did.
 
-    The rows are written in bulk, so ``policy_content_changed`` goes out on commit.
+    Then records a version of the policy if its content (fields already set on
+    ``policy`` included) differs from its latest version (``policies.versions``):
+    every import, whatever its format, goes through here.
+
+    The rows are written in bulk, so ``policy_content_changed`` is sent for them.
     """
     replaced = _sync_code_table(policy, groups, result, dry_run=dry_run)
     replaced |= _sync_references(policy, references, result, dry_run=dry_run)
+    record_version(
+        policy, groups, references, result=result, dry_run=dry_run, note=note
+    )
     if replaced and not dry_run:
-        _announce_on_commit(policy)
+        # The rows went in bulk, past post_save: say so. The index queues the policy
+        # and refreshes it once, when the transaction commits.
+        policy_content_changed.send(sender=Policy, policy=policy)
     return replaced
-
-
-_batch = threading.local()
-
-
-@contextmanager
-def announcing_together():
-    """Within the block, replaced policies are announced together after commit.
-
-    Each announcement otherwise gets its own ``on_commit`` callback, and a receiver
-    that defers its work to ``on_commit`` itself (``procedures.similar``) then runs
-    once per policy. Together, the signals are sent inside one atomic block, so such
-    a receiver runs once for the whole import.
-    """
-    outer = getattr(_batch, "policies", None)
-    if outer is not None:
-        yield
-        return
-    _batch.policies = {}
-    try:
-        yield
-        policies = list(_batch.policies.values())
-    finally:
-        del _batch.policies
-    if policies:
-        transaction.on_commit(lambda: _announce(policies))
-
-
-def _announce_on_commit(policy):
-    batch = getattr(_batch, "policies", None)
-    if batch is None:
-        transaction.on_commit(lambda: _announce([policy]))
-    else:
-        batch[policy.pk] = policy
-
-
-def _announce(policies):
-    with transaction.atomic():
-        for policy in policies:
-            policy_content_changed.send(sender=Policy, policy=policy)
 
 
 def _sync_code_table(policy, groups, result, *, dry_run) -> bool:

@@ -6,9 +6,3 @@ class ProceduresConfig(AppConfig):
     # The same as settings.DEFAULT_AUTO_FIELD, stated so the app's tables do not
     # change if the project default ever does.
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self):
-        # Similar codes follow edits to codes, write-ups and policies.
-        from . import similar
-
-        similar.connect()

@@ -426,37 +426,3 @@ class Procedure(StoredMarkdown, Revisable, Versioned, models.Model):
             for name, heading in WRITEUP_SECTIONS
             if getattr(self, name).strip()
         ]
-
-
-class SimilarCode(models.Model):
-    """One entry of a code's precomputed similar-codes list (see procedures.similar)."""
-
-    code = models.ForeignKey(
-        Code, on_delete=models.CASCADE, related_name="similar_codes"
-    )
-    similar = models.ForeignKey(Code, on_delete=models.CASCADE, related_name="+")
-    rank = models.PositiveSmallIntegerField()
-    score = models.FloatField()
-    reasons = models.JSONField(
-        default=list,
-        help_text="Why the codes are similar, in plain words, strongest first.",
-    )
-    computed_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["code", "rank"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["code", "similar"], name="similarcode_unique_pair"
-            ),
-            models.CheckConstraint(
-                condition=~models.Q(code=models.F("similar")),
-                name="similarcode_not_itself",
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["code", "rank"], name="similarcode_rank_idx"),
-        ]
-
-    def __str__(self):
-        return f"{self.code} ~ {self.similar} ({self.score:.2f})"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import handouts, views
 
 app_name = "procedures"
 urlpatterns = [
@@ -8,9 +8,9 @@ urlpatterns = [
     path("codes/", views.code_index, name="code_index"),
     path("codes/<str:system>/<str:code>/", views.code_detail, name="code"),
     path(
-        "codes/<str:system>/<str:code>/similar/",
-        views.similar_codes,
-        name="similar",
+        "codes/<str:system>/<str:code>/handout.pdf",
+        handouts.handout,
+        name="handout",
     ),
     path("sections/<str:system>/<slug:slug>/", views.section_detail, name="section"),
 ]

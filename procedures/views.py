@@ -4,14 +4,14 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.db.models import F
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils.text import Truncator
 
 from carecodes import seo
 from carecodes.errors import NotFound
+from policies import versions
 from policies.models import PolicyCode
 
-from . import codes, similar
+from . import codes
 from .models import Code, CodeSection, Procedure, PublicationStatus
 
 NEIGHBOURS = 3
@@ -136,6 +136,9 @@ def code_detail(request, system, code):
 def render_code_page(request, code, procedure, *, preview=False):
     section = code.section
     crumbs = [*breadcrumbs_for(section), (code.code, code.get_absolute_url())]
+    mentions = PolicyCode.objects.mentions_of(code)
+    policy_changes = versions.code_history(code.system, code.code)
+    versions.attach_last_changes(mentions, policy_changes)
     context = {
         "code": code,
         "procedure": procedure,
@@ -144,14 +147,15 @@ def render_code_page(request, code, procedure, *, preview=False):
         "crumbs": crumbs,
         "primary_codes": list(code.primary_codes.all()),
         "addon_codes": list(code.addon_codes.all()),
-        "mentions": PolicyCode.objects.mentions_of(code),
+        "mentions": mentions,
+        # One query: the versions that changed the code's coverage, newest first.
+        "policy_changes": policy_changes,
         "neighbours": neighbours(code),
         "lineage": lineage(code),
         # Only a code that is not billable has codes under it; a billable one
         # costs no query here.
         "child_codes": [] if code.is_billable else list(child_codes(code)),
         "official_notes": official_notes(code),
-        "similar_top": list(similar.stored_for(code)[: similar.TOP_ON_CODE_PAGE]),
         "description": code_description(code, procedure),
         # Previews cut titles near 90 characters; ICD-10-CM descriptors run past 200.
         "og_title": Truncator(
@@ -186,44 +190,6 @@ def staff_preview(response):
     response["Cache-Control"] = "private, no-store"
     response["X-Robots-Tag"] = "noindex"
     return response
-
-
-def similar_codes(request, system, code):
-    """The full ranked list of similar codes, grouped by the strongest reason."""
-    code = code_page_target(system, code, "procedures:similar")
-    if not isinstance(code, Code):
-        return code
-    entries = list(similar.stored_for(code))
-    path = reverse("procedures:similar", args=[code.system, code.code])
-    crumbs = [
-        *breadcrumbs_for(code.section),
-        (code.code, code.get_absolute_url()),
-        ("Similar codes", path),
-    ]
-    label = f"{code.get_system_display()} {code.code}"
-    return render(
-        request,
-        "procedures/similar_codes.html",
-        {
-            "code": code,
-            "groups": similar.grouped(entries),
-            "count": len(entries),
-            # Until the lists are rebuilt after a bulk import, the nearest codes.
-            "neighbours": [] if entries else neighbours(code),
-            "crumbs": crumbs,
-            "shows_cpt": code.system == codes.System.CPT
-            or any(entry.similar.system == codes.System.CPT for entry in entries),
-            "og_title": f"Codes similar to {label}",
-            "description": seo.meta_description(
-                f"Codes similar to {label} ({code.descriptor}):",
-                "related codes from the same family, the same payer policies and "
-                "similar wording, with the reason for each.",
-            ),
-            "json_ld": seo.collection_page(
-                request, f"Codes similar to {label}", path, crumbs
-            ),
-        },
-    )
 
 
 # Official note kinds (the keys of Code.notes) with plain headings, in page order.

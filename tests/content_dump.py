@@ -10,9 +10,9 @@ import json
 from django.apps import apps
 
 APPS = ("procedures", "policies")
-# Derived from the content and recomputed after writes (procedures.similar): not what
+# Derived from the content and recomputed after writes (index.similar): not what
 # an import or a restore writes, so dumps leave it out.
-DERIVED_MODELS = {"procedures.SimilarCode"}
+DERIVED_MODELS = {"index.SimilarCode"}
 
 
 def _models():

@@ -19,9 +19,9 @@ from django.test import Client
 from django.urls import reverse
 from lxml import html
 
-from carecodes.search import indexing
+from index import similar
+from index.search import indexing
 from policies.models import Policy
-from procedures import similar
 from procedures.models import Code, Procedure
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -264,24 +264,37 @@ def test_a_replaced_table_is_announced_once_the_transaction_commits(
     assert announced == ["0325"]
 
 
-def test_bulletins_imported_together_are_announced_together_after_commit(
-    sample_data, django_capture_on_commit_callbacks
+def test_bulletins_imported_together_refresh_the_index_once_after_commit(
+    sample_data, django_capture_on_commit_callbacks, monkeypatch
 ):
-    announced = []
+    """
+    Each bulletin's bulk-written code table is announced as it is written; the
+    index's one queue refreshes both policies together, once, after the commit.
+    """
+    from index.search import indexing
+
+    announced, refreshed = [], []
 
     def listener(sender, policy, **kwargs):
         announced.append(policy.number)
 
+    def reindex_policies(ids, **kwargs):
+        refreshed.append(sorted(Policy.objects.get(pk=pk).number for pk in ids))
+        return original(ids, **kwargs)
+
+    original = indexing.reindex_policies
+    monkeypatch.setattr(indexing, "reindex_policies", reindex_policies)
     policy_content_changed.connect(listener)
     try:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             import_policy(THERAPY, MONITORING)
-        assert announced == []
+        assert sorted(announced) == ["0325", "1044"]
+        assert refreshed == []  # nothing before the commit
         for callback in callbacks:
             callback()
     finally:
         policy_content_changed.disconnect(listener)
-    assert announced == ["0325", "1044"]
+    assert refreshed == [["0325", "1044"]]
 
 
 def test_bulletins_imported_together_link_their_related_policies():

@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from lxml import html
 
-from carecodes import search
+from index import search
 from policies.models import Payer, Policy, PolicyStatus
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from django.db import connection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carecodes.search import Filters, search, suggest
-from carecodes.search.models import SearchDocument, SearchWord
+from index.models import SearchDocument, SearchWord
+from index.search import Filters, search, suggest
 from policies.models import Payer, Policy
 from procedures.models import Code, Procedure, PublicationStatus
 

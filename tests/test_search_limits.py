@@ -11,8 +11,8 @@ from django.db import connection
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carecodes.search import search
-from carecodes.search.engine import _edit_distance, _one_edit_away, backend
+from index.search import search
+from index.search.engine import _edit_distance, _one_edit_away, backend
 from procedures.models import Code
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +68,7 @@ def test_the_same_search_gives_the_same_pages(common_word):
 
 
 def test_a_kind_filter_pages_through_its_own_matches(common_word):
-    from carecodes.search import Filters
+    from index.search import Filters
 
     codes = search(common_word, Filters(kind="code"), per_page=100)
     assert codes.hits
@@ -79,7 +79,7 @@ def test_a_kind_filter_pages_through_its_own_matches(common_word):
 def test_the_page_read_with_the_count_is_the_page_read_alone(common_word, monkeypatch):
     # PostgreSQL reads the expected page in the counting query; a page it did not
     # expect is read on its own. Both give the same hits, snippets included.
-    from carecodes.search import engine
+    from index.search import engine
 
     def pages():
         return [
@@ -202,7 +202,7 @@ def test_postgres_plans_a_search_once_per_connection(sample_data):
 def test_postgres_rebuild_leaves_every_row_marked_visible(sample_data):
     # VACUUM after the rebuild, so that the first searches do not mark the new rows
     # as seen by all, page by page.
-    from carecodes.search.indexing import rebuild
+    from index.search.indexing import rebuild
 
     rebuild()
     with connection.cursor() as cursor:
@@ -218,7 +218,7 @@ def test_postgres_rebuild_leaves_every_row_marked_visible(sample_data):
 @postgres_only
 def test_postgres_indexes_pages_and_codes_apart_at_the_first_code_id():
     # Each branch of postgres.matches reads only its own kind's index entries.
-    from carecodes.search.postgres import CODES_FROM
+    from index.search.postgres import CODES_FROM
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -235,7 +235,7 @@ def test_postgres_indexes_pages_and_codes_apart_at_the_first_code_id():
 def test_postgres_rebuild_writes_codes_in_id_order(common_word):
     from django.core.management import call_command
 
-    from carecodes.search.postgres import CODES_FROM
+    from index.search.postgres import CODES_FROM
 
     call_command("rebuild_search_index", verbosity=0)
     with connection.cursor() as cursor:

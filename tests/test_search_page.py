@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils.html import format_html
 from lxml import html
 
-from carecodes import search as search_engine
+from index import search as search_engine
 from procedures.models import Code, CodeSystem
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,7 @@
 
 import pytest
 
-from carecodes.search import search
+from index.search import search
 from procedures.models import Code
 
 pytestmark = pytest.mark.django_db

@@ -5,9 +5,10 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
+from index import similar
+from index.models import SimilarCode
 from policies.models import PolicyCode, PolicyCodeGroup
-from procedures import similar
-from procedures.models import Code, Procedure, PublicationStatus, SimilarCode
+from procedures.models import Code, Procedure, PublicationStatus
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from lxml import html
 
-from procedures.models import SimilarCode
+from index.models import SimilarCode
 
 pytestmark = pytest.mark.django_db
 

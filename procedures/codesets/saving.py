@@ -191,10 +191,9 @@ def save_code_set(
             result.updated += len(changed)
             result.ids += [code.pk for code in new + changed]
         if result.ids:
-            written = list(result.ids)
-            transaction.on_commit(
-                lambda: codes_bulk_saved.send(sender=Code, system=system, ids=written)
-            )
+            # Past post_save: say which rows changed. The index queues them and
+            # catches up once the transaction commits.
+            codes_bulk_saved.send(sender=Code, system=system, ids=list(result.ids))
         written_at = time.monotonic()
     result.writing_seconds = written_at - started
     result.following_seconds = time.monotonic() - written_at

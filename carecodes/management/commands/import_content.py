@@ -7,7 +7,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from carecodes.content import ContentError, import_content
-from policies.importing import announcing_together
 
 
 class Command(BaseCommand):
@@ -41,7 +40,7 @@ class Command(BaseCommand):
                 f"{file}:{error.lineno}: not valid JSON: {error.msg}."
             ) from error
         try:
-            with announcing_together(), transaction.atomic():
+            with transaction.atomic():
                 result = import_content(data, replace=replace)
         except ContentError as error:
             raise CommandError(

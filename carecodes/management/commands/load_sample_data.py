@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils.text import slugify
 
-from policies.importing import announcing_together, import_policy, link_related
+from policies.importing import import_policy, link_related
 from policies.models import Policy
 from policies.parsing import parse_policy
 from procedures import codes
@@ -158,7 +158,7 @@ class Command(BaseCommand):
     def handle(self, *args, directory, **options):
         policies, writeups = self.read(directory)
         tally = Tally()
-        with announcing_together(), transaction.atomic():
+        with transaction.atomic():
             known = load_reference_data(tally)
             # The documents go through the importers that import_policy,
             # import_procedure and the admin use, so the sample is what they make.

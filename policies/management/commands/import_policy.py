@@ -2,7 +2,7 @@
 
 from django.utils.text import slugify
 
-from policies.importing import announcing_together, import_policy, link_related
+from policies.importing import import_policy, link_related
 from policies.models import Policy
 from policies.parsing import Problem, parse_policy
 from procedures.management.commands._documents import DocumentImportCommand
@@ -30,8 +30,7 @@ class Command(DocumentImportCommand):
     def handle(self, *args, **options):
         # (payer slug, number) -> the file that gave it, to refuse a policy twice.
         self.seen = {}
-        with announcing_together():
-            super().handle(*args, **options)
+        super().handle(*args, **options)
 
     def parse(self, path, text, options):
         parsed = parse_policy(text, payer=options.get("payer"))

@@ -143,14 +143,14 @@ def index_existing_content(apps, schema_editor):
     Policy = apps.get_model("policies", "Policy")
     if not Code.objects.exists() and not Policy.objects.exists():
         return
-    from carecodes.search.indexing import rebuild
+    from index.search.indexing import rebuild
 
     rebuild(using=schema_editor.connection.alias)
 
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("search", "0001_initial"),
+        ("index", "0001_initial"),
         ("procedures", "0003_code_hierarchy_notes_similar"),
         ("policies", "0002_binary_collation_keys"),
     ]

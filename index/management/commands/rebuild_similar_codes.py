@@ -1,5 +1,5 @@
 """
-Recompute every code's stored similar-codes list (see procedures.similar).
+Recompute every code's stored similar-codes list (see index.similar).
 
 A bulk import of more than ``similar.REFRESH_LIMIT`` codes already rebuilds every
 list once it commits; run this on a database whose lists predate that, or after a
@@ -12,7 +12,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from procedures import codes, similar
+from index import similar
+from procedures import codes
 
 
 class Command(BaseCommand):

@@ -49,6 +49,6 @@ def _run(statements):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("search", "0003_gin_pending_lists")]
+    dependencies = [("index", "0003_gin_pending_lists")]
 
     operations = [migrations.RunPython(_run(FORWARDS), _run(BACKWARDS))]

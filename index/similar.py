@@ -2,8 +2,8 @@
 Similar codes: for each code, a ranked list of other codes with reasons in plain words.
 
 The lists are derived data, computed ahead of time into ``SimilarCode`` rows (by
-``manage.py rebuild_similar_codes`` and, for single edits, by the receivers at the end
-of this module), so that a page reads a code's list with one query.
+``manage.py rebuild_similar_codes`` and, for single edits, by the one change queue in
+``index.changes``), so that a page reads a code's list with one query.
 
 Signals and weights
     A candidate's score is the sum of the signals below; reasons are listed strongest
@@ -77,17 +77,17 @@ import json
 import logging
 import math
 import re
-import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models.signals import post_delete, post_save, pre_delete
 from django.utils import timezone
 
-from . import codes
-from .models import WRITEUP_SECTIONS, Code, CodeSection, Procedure, SimilarCode
+from procedures import codes
+from procedures.models import WRITEUP_SECTIONS, Code, CodeSection, Procedure
+
+from .models import SimilarCode
 
 logger = logging.getLogger(__name__)
 
@@ -1180,145 +1180,28 @@ def grouped(entries) -> list[tuple[str, list]]:
     return list(groups.items())
 
 
-# --- Keeping the lists current ---------------------------------------------------
-#
-# Receivers note what changed; one flush after the commit recomputes it. Each change
-# registers its own on_commit callback, and whichever runs first flushes everything
-# noted so far (the rest find nothing to do), so a transaction of many saves is
-# recomputed once.
-
-_pending = threading.local()
+# --- What a deletion touches (for index.changes) --------------------------------
 
 
-def _note(code_ids=(), policy_ids=(), everything=False):
-    if not hasattr(_pending, "codes"):
-        _pending.codes, _pending.policies = set(), set()
-    _pending.codes.update(code_ids)
-    _pending.policies.update(policy_ids)
-    _pending.everything = everything or getattr(_pending, "everything", False)
-    # Similar codes are derived data: a failure to refresh them is logged, and must
-    # not turn a committed save into an error page, nor stop the callbacks after it
-    # (the search index's).
-    transaction.on_commit(flush, robust=True)
-
-
-def flush():
-    code_ids = set(getattr(_pending, "codes", ()))
-    policy_ids = set(getattr(_pending, "policies", ()))
-    everything = getattr(_pending, "everything", False)
-    _pending.codes, _pending.policies, _pending.everything = set(), set(), False
-    if not (code_ids or policy_ids or everything):
-        return
-    try:
-        if everything:
-            rebuilt = rebuild()
-            logger.info(
-                "Similar codes rebuilt after a bulk save: %d codes, %d entries.",
-                rebuilt.codes,
-                rebuilt.rows,
-            )
-        else:
-            refresh(code_ids, policy_ids)
-    except Exception:
-        # The save has committed. Say what is stale and how to repair it: Django's
-        # own message for a failed robust callback names only "flush".
-        logger.exception(
-            "Similar codes were not refreshed after a commit (codes: %d, "
-            "policies: %d); their lists stay as they were until manage.py "
-            "rebuild_similar_codes runs.",
-            len(code_ids),
-            len(policy_ids),
+def listers(code_ids) -> list[int]:
+    """Codes whose stored list names any of ``code_ids``."""
+    return list(
+        SimilarCode.objects.filter(similar_id__in=code_ids).values_list(
+            "code_id", flat=True
         )
-
-
-def _listers(code_ids):
-    return SimilarCode.objects.filter(similar_id__in=code_ids).values_list(
-        "code_id", flat=True
     )
 
 
-def code_saved(sender, instance, raw=False, **kwargs):
-    if not raw:
-        _note([instance.pk])
-
-
-def code_deleting(sender, instance, **kwargs):
-    # The rows naming the code go with it (CASCADE): note who listed it first.
-    _note(list(_listers([instance.pk])))
-
-
-def procedure_changed(sender, instance, raw=False, **kwargs):
-    if not raw:
-        _note([instance.code_id])
-
-
-def policy_changed(sender, instance, raw=False, **kwargs):
-    if not raw:
-        _note(policy_ids=[instance.pk])
-
-
-def group_changed(sender, instance, raw=False, **kwargs):
-    if not raw:
-        _note(policy_ids=[instance.policy_id])
-
-
-def row_changed(sender, instance, raw=False, **kwargs):
-    if not raw:
-        _note(policy_ids=[instance.group.policy_id])
-
-
-def row_deleting(sender, instance, **kwargs):
-    # Deleting a group or a policy deletes its rows one by one through the cascade,
-    # each sending this: note the codes the row reached, and who listed them, while
-    # the row still exists. A very large range only ever added a small weight.
+def reached_by_row(row) -> list[int]:
+    """
+    The codes a policy row reaches and the codes listing them, when few enough to
+    count (a very large range only ever added a small weight).
+    """
     reached = list(
         Code.objects.filter(
-            system=instance.system,
-            sort_key__gte=instance.start_key,
-            sort_key__lte=instance.end_key,
+            system=row.system, sort_key__gte=row.start_key, sort_key__lte=row.end_key
         ).values_list("id", flat=True)[: RANGE_LISTING_CAP + 1]
     )
-    if len(reached) <= RANGE_LISTING_CAP:
-        _note([*reached, *_listers(reached)])
-
-
-def codes_bulk_saved(sender, system=None, ids=(), **kwargs):
-    ids = list(ids)
-    # A large import changes the text model's word weights and the neighbours of
-    # thousands of codes: every list may have changed, and rebuilding them all (well
-    # under a minute for the full ICD-10-CM set) costs less than finding which did.
-    everything = len(ids) > REFRESH_LIMIT
-    if everything:
-        # Said, not only done: the command that saved them takes longer for it.
-        logger.warning(
-            "%s %s codes were saved in bulk; every similar-codes list is rebuilt "
-            "after the commit, as manage.py rebuild_similar_codes does.",
-            len(ids),
-            system,
-        )
-    _note(ids, everything=everything)
-
-
-def policy_content_changed(sender, policy=None, **kwargs):
-    if policy is not None:
-        _note(policy_ids=[policy.pk])
-
-
-def connect():
-    """Connects the receivers; called once from ProceduresConfig.ready()."""
-    from policies.models import Policy, PolicyCode, PolicyCodeGroup
-    from policies.signals import policy_content_changed as policy_signal
-
-    from .signals import codes_bulk_saved as codes_signal
-
-    uid = "procedures.similar."
-    post_save.connect(code_saved, sender=Code, dispatch_uid=uid + "code")
-    pre_delete.connect(code_deleting, sender=Code, dispatch_uid=uid + "code_del")
-    post_save.connect(procedure_changed, sender=Procedure, dispatch_uid=uid + "p")
-    post_delete.connect(procedure_changed, sender=Procedure, dispatch_uid=uid + "p_del")
-    post_save.connect(policy_changed, sender=Policy, dispatch_uid=uid + "policy")
-    post_save.connect(group_changed, sender=PolicyCodeGroup, dispatch_uid=uid + "group")
-    post_save.connect(row_changed, sender=PolicyCode, dispatch_uid=uid + "row")
-    pre_delete.connect(row_deleting, sender=PolicyCode, dispatch_uid=uid + "row_del")
-    codes_signal.connect(codes_bulk_saved, dispatch_uid=uid + "bulk")
-    policy_signal.connect(policy_content_changed, dispatch_uid=uid + "policy_content")
+    if len(reached) > RANGE_LISTING_CAP:
+        return []
+    return [*reached, *listers(reached)]

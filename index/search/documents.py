@@ -17,10 +17,9 @@ import unicodedata
 
 from django.utils.html import strip_tags
 
+from index.models import KIND_CODE, KIND_POLICY, KIND_WRITEUP, document_id
 from procedures import codes
 from procedures.models import WRITEUP_SECTIONS, PublicationStatus
-
-from .models import KIND_CODE, KIND_POLICY, KIND_WRITEUP, document_id
 
 # Private-use characters that mark highlighted terms in snippets; kept out of the
 # indexed text so that only the engine's own markers can appear there.

@@ -1,5 +1,5 @@
 """
-The engine behind ``carecodes.search``: structured lookups first, then full text.
+The engine behind ``index.search``: structured lookups first, then full text.
 
 A query is read by ``query.parse``. Codes it names are looked up by key (an exact code
 is always first), then the policies that name those codes (by themselves or through
@@ -17,14 +17,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils.safestring import mark_safe
 
-from policies.models import Policy, PolicyCode, PolicyCodeGroup
-from procedures import codes
-from procedures.models import PublicationStatus
-
-from . import KINDS, Filters, Hit, Results, Suggestion
-from .documents import MARK_CLOSE, MARK_OPEN, fold
-from .matches import TextMatches
-from .models import (
+from index.models import (
     KIND_CODE,
     KIND_DIGITS,
     KIND_POLICY,
@@ -32,6 +25,13 @@ from .models import (
     KIND_WRITEUP,
     document_id,
 )
+from policies.models import Policy, PolicyCode, PolicyCodeGroup
+from procedures import codes
+from procedures.models import PublicationStatus
+
+from . import KINDS, Filters, Hit, Results, Suggestion
+from .documents import MARK_CLOSE, MARK_OPEN, fold
+from .matches import TextMatches
 from .query import Parsed, parse, words_in
 
 _FIELDS = ("id", "kind", "system", "code", "payer", "title", "detail", "url")

@@ -12,8 +12,9 @@ follow in id order. Counting stops at ``COUNT_LIMIT`` (the page says "more than"
 
 from django.db import connection
 
+from index.models import KIND_DIGITS, KIND_STEP, SYSTEM_DIGITS, SYSTEM_STEP
+
 from .matches import TextMatches
-from .models import KIND_DIGITS, KIND_STEP, SYSTEM_DIGITS, SYSTEM_STEP
 
 WINDOW = 1000
 # Counting reads the doclists only, but 39,000 matches still take ~25 ms; beyond this

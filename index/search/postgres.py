@@ -16,8 +16,9 @@ by id come cheaply, here the first in table order (see ``_ranked``).
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
 
+from index.models import KIND_CODE, KIND_DIGITS, KIND_STEP
+
 from .matches import TextMatches
-from .models import KIND_CODE, KIND_DIGITS, KIND_STEP
 
 # Reading and scoring a match costs ~1 µs (500 codes ~0.5 ms), on top of the
 # bitmap of the word's index entries (~60 ns each: 2.4 ms for "encounter"'s 38,768).

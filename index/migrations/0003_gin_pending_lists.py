@@ -32,6 +32,6 @@ def _run(statements):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("search", "0002_engine_objects")]
+    dependencies = [("index", "0002_engine_objects")]
 
     operations = [migrations.RunPython(_run(FORWARDS), _run(BACKWARDS))]

@@ -11,11 +11,7 @@ from collections.abc import Callable, Iterable
 
 from django.db import connections, transaction
 
-from policies.models import Policy
-from procedures.models import Code
-
-from .documents import code_document, document_words, policy_document
-from .models import (
+from index.models import (
     KIND_CODE,
     KIND_POLICY,
     KIND_WRITEUP,
@@ -23,6 +19,10 @@ from .models import (
     SearchWord,
     document_id,
 )
+from policies.models import Policy
+from procedures.models import Code
+
+from .documents import code_document, document_words, policy_document
 
 BATCH_SIZE = 2000
 

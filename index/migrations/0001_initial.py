@@ -3,6 +3,25 @@
 from django.db import migrations, models
 
 
+def drop_the_search_apps_tables(apps, schema_editor):
+    """
+    Before the index app, its search tables belonged to an app labelled "search"
+    (carecodes.search). They keep their names; a database made then holds them
+    already, so they are dropped here and remade below (derived data: 0002 indexes
+    the content again).
+    """
+    connection = schema_editor.connection
+    if "search_searchdocument" not in connection.introspection.table_names():
+        return
+    if connection.vendor == "sqlite":
+        for table in ("search_fts", "search_word_fts"):
+            schema_editor.execute(f"DROP TABLE IF EXISTS {table}")
+    for table in ("search_searchdocument", "search_searchword"):
+        suffix = " CASCADE" if connection.vendor == "postgresql" else ""
+        schema_editor.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
+    schema_editor.execute("DELETE FROM django_migrations WHERE app = 'search'")
+
+
 class Migration(migrations.Migration):
 
     initial = True
@@ -11,6 +30,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(drop_the_search_apps_tables, migrations.RunPython.noop),
         migrations.CreateModel(
             name='SearchWord',
             fields=[
@@ -19,6 +39,7 @@ class Migration(migrations.Migration):
                 ('documents', models.PositiveIntegerField(default=1)),
             ],
             options={
+                'db_table': 'search_searchword',
                 'ordering': ['word'],
             },
         ),
@@ -41,6 +62,7 @@ class Migration(migrations.Migration):
                 ('text_d', models.TextField(blank=True)),
             ],
             options={
+                'db_table': 'search_searchdocument',
                 'ordering': ['id'],
                 'indexes': [models.Index(fields=['system', 'sort_key'], name='searchdoc_key_idx'), models.Index(fields=['object_id'], name='searchdoc_object_idx')],
                 'constraints': [models.UniqueConstraint(fields=('kind', 'object_id'), name='searchdocument_unique_object'), models.CheckConstraint(condition=models.Q(('kind__in', ['code', 'write-up', 'policy'])), name='searchdocument_kind_valid')],

@@ -1,4 +1,7 @@
 """
+Everything the index derives from content: the search documents and their word list,
+and each code's similar-codes list.
+
 The search index: one row per public document, derived from the content tables.
 
 The rows are plain Django models so that the model state is the same on SQLite and
@@ -62,6 +65,9 @@ class SearchDocument(models.Model):
     text_d = models.TextField(blank=True)
 
     class Meta:
+        # The tables kept the names they had in the app "search", which the raw SQL
+        # of the engine (and the FTS5 triggers) name.
+        db_table = "search_searchdocument"
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
@@ -98,7 +104,44 @@ class SearchWord(models.Model):
     documents = models.PositiveIntegerField(default=1)
 
     class Meta:
+        db_table = "search_searchword"
         ordering = ["word"]
 
     def __str__(self):
         return self.word
+
+
+class SimilarCode(models.Model):
+    """One entry of a code's precomputed similar-codes list (see index.similar)."""
+
+    code = models.ForeignKey(
+        "procedures.Code", on_delete=models.CASCADE, related_name="similar_codes"
+    )
+    similar = models.ForeignKey(
+        "procedures.Code", on_delete=models.CASCADE, related_name="+"
+    )
+    rank = models.PositiveSmallIntegerField()
+    score = models.FloatField()
+    reasons = models.JSONField(
+        default=list,
+        help_text="Why the codes are similar, in plain words, strongest first.",
+    )
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code", "rank"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code", "similar"], name="similarcode_unique_pair"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(code=models.F("similar")),
+                name="similarcode_not_itself",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["code", "rank"], name="similarcode_rank_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.code} ~ {self.similar} ({self.score:.2f})"

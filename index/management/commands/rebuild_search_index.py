@@ -5,7 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from carecodes.search.indexing import rebuild
+from index.search.indexing import rebuild
 
 
 class Command(BaseCommand):
