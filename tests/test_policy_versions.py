@@ -2,7 +2,7 @@
 Policy versions: the seed bulletin, then a revised copy of it, show exactly the four
 changes the copy makes, on the changes page, the code pages and the Atom feeds.
 
-The revised copy (tests/data/policy-aetna-0198-work-hardening-revised.txt) moves
+The revised copy (tests/data/revised-policy-aetna-0198-work-hardening.txt) moves
 97546 to a group covered when criteria are met, removes 97537, narrows the range
 S00.00X+ - T88.9XX+ to S00.00X+ - S49.9XX+ (S52.501A, on the site, leaves it) and
 rewords the first paragraph of the background.
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 SEED = ROOT / "sample_data" / "policy-aetna-0198-work-hardening-programs.txt"
-REVISED = DATA / "policy-aetna-0198-work-hardening-revised.txt"
+REVISED = DATA / "revised-policy-aetna-0198-work-hardening.txt"
 ATOM = etree.RelaxNG(etree.parse(str(DATA / "acceptance" / "atom.rng")))
 A = {"atom": "http://www.w3.org/2005/Atom"}
 POLICY = "/policies/aetna/0198/"
