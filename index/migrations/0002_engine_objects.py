@@ -10,7 +10,7 @@ unaccents before stemming, a stored generated ``tsvector`` (weights A-D) with a 
 index, byte-wise collation on the key column, and a trigram GIN index on the words.
 
 The model state is the same on both engines, so ``makemigrations --check`` stays
-clean. The last step indexes whatever content the database already holds.
+clean. Migration 0006 indexes whatever content the database already holds.
 """
 
 from django.db import migrations
@@ -135,19 +135,6 @@ def _run(statements):
     return run
 
 
-def index_existing_content(apps, schema_editor):
-    # A database that already holds content gets its index here; a fresh one is
-    # indexed as content is saved. The current indexing code is used on purpose:
-    # the index is derived data and this step only needs the content tables.
-    Code = apps.get_model("procedures", "Code")
-    Policy = apps.get_model("policies", "Policy")
-    if not Code.objects.exists() and not Policy.objects.exists():
-        return
-    from index.search.indexing import rebuild
-
-    rebuild(using=schema_editor.connection.alias)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("index", "0001_initial"),
@@ -161,5 +148,4 @@ class Migration(migrations.Migration):
             _run({"sqlite": SQLITE_FORWARDS, "postgresql": POSTGRES_FORWARDS}),
             _run({"sqlite": SQLITE_BACKWARDS, "postgresql": POSTGRES_BACKWARDS}),
         ),
-        migrations.RunPython(index_existing_content, migrations.RunPython.noop),
     ]
