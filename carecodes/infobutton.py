@@ -36,6 +36,7 @@ from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.safestring import SafeString, mark_safe
 
+from index import search as search_engine
 from policies.models import Policy, PolicyCode
 from procedures import codes
 from procedures.models import Code, Procedure, PublicationStatus
@@ -43,11 +44,6 @@ from procedures.views import official_notes
 
 from .markdown import render_markdown
 from .views import bad_request
-
-try:
-    from index import search as search_engine
-except ImportError:  # the search engine before its move into the index app
-    from carecodes import search as search_engine
 
 # The URL interface's parameter names (HL7 Infobutton URL-based implementation guide).
 CODE = "mainSearchCriteria.v.c"
