@@ -10,7 +10,7 @@ from typing import Literal
 
 from django.db.models import Count, Q
 from django.urls import reverse
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import ValidationError
 
 from carecodes.errors import NotFound
@@ -450,11 +450,16 @@ def policy_detail(request, payer: str, number: str):
         from policies.views import current_replacement
 
         replacement = current_replacement(policy)
-        return 410, {
-            "detail": f"{policy.payer.name} withdrew policy {policy.number}.",
-            "withdrawn_on": policy.withdrawn_on,
-            "replaced_by": policy_ref(request, replacement) if replacement else None,
-        }
+        return Status(
+            410,
+            {
+                "detail": f"{policy.payer.name} withdrew policy {policy.number}.",
+                "withdrawn_on": policy.withdrawn_on,
+                "replaced_by": policy_ref(request, replacement)
+                if replacement
+                else None,
+            },
+        )
     groups = policy.code_groups.prefetch_related("codes")
     related = policy.related_policies.published().select_related("payer")
     return {
