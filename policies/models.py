@@ -243,18 +243,44 @@ class PolicyCodeQuerySet(models.QuerySet):
 
     def mentions_of(self, code) -> list["Mention"]:
         """One mention per published policy naming ``code``; a listing beats a range."""
+        return self.mentions_of_codes([(code.system, code.code)])[
+            (code.system, code.code)
+        ]
+
+    def mentions_of_codes(self, pairs) -> dict[tuple[str, str], list["Mention"]]:
+        """
+        ``mentions_of`` for several (system, code) pairs at once, in one query: for
+        each pair, one mention per published policy naming the code, by payer and
+        number. A policy that lists the code by itself is mentioned for that row,
+        before any range of it that holds the code too (``Mention.listed``).
+        """
+        keyed = {
+            (system, code): codes.sort_key(codes.System(system), code)
+            for system, code in pairs
+        }
+        found = {pair: {} for pair in keyed}
+        if not keyed:
+            return {}
+        condition = models.Q()
+        for (system, _code), key in keyed.items():
+            condition |= models.Q(system=system, start_key__lte=key, end_key__gte=key)
         rows = (
-            self.naming(code.system, code.code)
+            self.filter(condition, group__policy__status=PolicyStatus.PUBLISHED)
             .select_related("group__policy__payer")
             .order_by("group__policy__payer__name", "group__policy__number", "position")
         )
-        mentions = {}
         for row in rows:
-            listed = not row.is_range and row.start_code == code.code
-            current = mentions.get(row.group.policy_id)
-            if current is None or (listed and not current.listed):
-                mentions[row.group.policy_id] = Mention(row.group.policy, row, listed)
-        return list(mentions.values())
+            for (system, code), key in keyed.items():
+                if row.system != system or not row.start_key <= key <= row.end_key:
+                    continue
+                listed = not row.is_range and row.start_code == code
+                mentions = found[(system, code)]
+                current = mentions.get(row.group.policy_id)
+                if current is None or (listed and not current.listed):
+                    mentions[row.group.policy_id] = Mention(
+                        row.group.policy, row, listed
+                    )
+        return {pair: list(mentions.values()) for pair, mentions in found.items()}
 
 
 @dataclass(frozen=True)

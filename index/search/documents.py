@@ -116,6 +116,22 @@ def policy_number_key(number: str) -> str:
     return number.strip().upper().lstrip("0") or "0"
 
 
+def policy_heading(policy) -> dict:
+    """What a hit shows of a policy (its document's short columns); needs its payer."""
+    payer = policy.payer
+    number = plain(policy.number)
+    return {
+        "id": document_id(KIND_POLICY, "", policy.pk),
+        "kind": KIND_POLICY,
+        "system": "",
+        "code": number[:30],
+        "payer": payer.slug,
+        "title": plain(policy.title)[:500],
+        "detail": f"{payer.name} policy {number}"[:200],
+        "url": policy.get_absolute_url(),
+    }
+
+
 def policy_document(policy) -> dict:
     """The document of a published policy (with payer, groups, rows, references)."""
     payer = policy.payer
@@ -133,16 +149,9 @@ def policy_document(policy) -> dict:
     number = plain(policy.number)
     short = policy_number_key(number)
     return {
-        "id": document_id(KIND_POLICY, "", policy.pk),
-        "kind": KIND_POLICY,
+        **policy_heading(policy),
         "object_id": policy.pk,
-        "system": "",
-        "code": number[:30],
         "sort_key": short[:30],
-        "payer": payer.slug,
-        "title": plain(policy.title)[:500],
-        "detail": f"{payer.name} policy {number}"[:200],
-        "url": policy.get_absolute_url(),
         "text_a": plain(f"{number} {short if short != number else ''} {payer.name}"),
         "text_b": plain(policy.title),
         "text_c": plain(f"{html_text(sections['scope'])} {' '.join(listed)}"),

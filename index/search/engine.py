@@ -23,18 +23,16 @@ from index.models import (
     KIND_POLICY,
     KIND_STEP,
     KIND_WRITEUP,
-    document_id,
 )
-from policies.models import Policy, PolicyCode, PolicyCodeGroup
+from policies.models import PolicyCode
 from procedures import codes
-from procedures.models import PublicationStatus
 
-from . import KINDS, Filters, Hit, Results, Suggestion
-from .documents import MARK_CLOSE, MARK_OPEN, fold
+from . import KINDS, Filters, Hit, Results, Suggestion, clauses
+from .documents import MARK_CLOSE, MARK_OPEN, fold, policy_heading
 from .matches import TextMatches
 from .query import Parsed, parse, words_in
 
-_FIELDS = ("id", "kind", "system", "code", "payer", "title", "detail", "url")
+_FIELDS = clauses.FIELDS
 _KIND_OF_DIGIT = {digit: kind for kind, digit in KIND_DIGITS.items()}
 MAX_NUMBERS = 8
 # Words this long or shorter are corrected by one edit, longer ones by up to two.
@@ -42,10 +40,7 @@ SHORT_WORD = 5
 # Further than any search's last page (which is shown instead), and an offset that
 # SQL takes as a number.
 MAX_PAGE = 10_000_000
-_SELECT = (
-    "SELECT id, kind, system, code, payer, title, detail, url "
-    "FROM search_searchdocument"
-)
+_SELECT = f"SELECT {clauses.columns()} FROM search_searchdocument"
 
 
 def _rows(sql: str, params) -> list[dict]:
@@ -69,11 +64,8 @@ def _key_condition(pairs) -> tuple[str, list]:
 
 
 def _span_condition(spans) -> tuple[str, list]:
-    sql = " OR ".join("(system = %s AND sort_key BETWEEN %s AND %s)" for _ in spans)
     params = []
-    for system, first, last, _label in spans:
-        params += [system, first, last]
-    return f"({sql})", params
+    return clauses.span_condition(spans, clauses.positional(params)), params
 
 
 def backend():
@@ -226,64 +218,38 @@ def _exact_codes(parsed: Parsed, filters: Filters) -> tuple[_Listed, str | None]
 
 
 def _naming_policies(parsed: Parsed, filters: Filters, seen: set) -> _Listed:
-    """Policies that list a named code, by itself or through a range."""
+    """Policies that name a code of the query, by listing it or through a range."""
     if not parsed.codes or filters.system:
         return _Listed([], [])
-    # PolicyCodeQuerySet.naming for several codes at once: one indexed query.
-    conditions, params = [], []
-    for system, code in parsed.codes:
-        key = codes.sort_key(codes.System(system), code)
-        conditions.append("(r.system = %s AND r.start_key <= %s AND r.end_key >= %s)")
-        params += [system, key, key]
-    # With each policy's index row, so the hits need no second query.
-    columns = ", ".join(f"s.{name}" for name in _FIELDS)
-    found = backend().fetch_rows(
-        f"SELECT g.policy_id, r.start_code, r.end_code, r.system, {columns} "
-        f"FROM {PolicyCode._meta.db_table} r "
-        f"JOIN {PolicyCodeGroup._meta.db_table} g ON g.id = r.group_id "
-        f"JOIN {Policy._meta.db_table} p ON p.id = g.policy_id "
-        f"JOIN search_searchdocument s ON s.id = %s + p.id "
-        f"WHERE p.status = %s AND ({' OR '.join(conditions)})",
-        [
-            document_id(KIND_POLICY, "", 0),
-            PublicationStatus.PUBLISHED,
-            *params,
-        ],
-    )
-    documents = {row[0]: dict(zip(_FIELDS, row[4:], strict=True)) for row in found}
-    listing = {}
-    for policy_id, start, end, system, *_document in found:
-        for named_system, code in parsed.codes:
-            if named_system != system:
-                continue
-            key = codes.sort_key(codes.System(system), code)
-            row_start, row_end = codes.range_keys(
-                codes.System(system), start, end or None
-            )
-            if not row_start <= key <= row_end:
-                continue
-            listed = not end and start == code
-            if listed or policy_id not in listing:
-                reason = (
-                    "Policy lists this code"
-                    if listed
-                    else f"Policy lists a range containing {code}"
-                )
-                if listing.get(policy_id, "").startswith("Policy lists this"):
-                    continue
-                listing[policy_id] = reason
+    # The code page's own rule (one query for all the codes): a policy that lists
+    # a code by itself comes before one that reaches it through a range.
+    chosen = {}
+    for (_system, code), mentions in PolicyCode.objects.mentions_of_codes(
+        parsed.codes
+    ).items():
+        for mention in mentions:
+            current = chosen.get(mention.policy.pk)
+            if current is None or (mention.listed and not current[0].listed):
+                chosen[mention.policy.pk] = (mention, code)
     rows = sorted(
-        (documents[policy_id] for policy_id in listing),
-        key=lambda row: (row["payer"], row["code"]),
+        (
+            (policy_heading(mention.policy), mention, code)
+            for mention, code in chosen.values()
+        ),
+        key=lambda found: (found[0]["payer"], found[0]["code"]),
     )
     hits, ids = [], []
-    for row in rows:
+    for row, mention, code in rows:
         if row["id"] in seen:
             continue
         ids.append(row["id"])
         if _passes(row, filters):
-            object_id = row["id"] - document_id(KIND_POLICY, "", 0)
-            hits.append(_hit(row, reason=listing[object_id]))
+            reason = (
+                "Policy lists this code"
+                if mention.listed
+                else f"Policy lists a range containing {code}"
+            )
+            hits.append(_hit(row, reason=reason))
     return _Listed(hits, ids)
 
 

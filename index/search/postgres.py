@@ -18,6 +18,7 @@ from django.db.backends.postgresql.base import ServerBindingCursor
 
 from index.models import KIND_CODE, KIND_DIGITS, KIND_STEP
 
+from . import clauses
 from .matches import TextMatches
 
 # Reading and scoring a match costs ~1 µs (500 codes ~0.5 ms), on top of the
@@ -29,7 +30,7 @@ _PRIOR = f"CASE WHEN d.kind = 'code' THEN 1.0 ELSE {PRIOR} END"
 # Suggestions are ranked among this many pages and as many codes.
 SUGGEST_CANDIDATES = 200
 CONFIG = "carecodes_english"
-_COLUMNS = "d.id, d.kind, d.system, d.code, d.payer, d.title, d.detail, d.url"
+_COLUMNS = clauses.columns("d")
 # The query as a subquery: the planner cannot see its words, so it never trades
 # the GIN index for a scan, and one plan serves every search (see ``_prepared``).
 _QUERY = f"(SELECT websearch_to_tsquery('{CONFIG}', %(query)s))"
@@ -67,18 +68,11 @@ class Where:
             self.sql.append("NOT (d.id = ANY(%(exclude)s::bigint[]))")
             self.params["exclude"] = _array(exclude)
         if spans:
-            conditions = []
-            for number, (system, first, last, _label) in enumerate(spans):
-                conditions.append(
-                    f"(d.system = %(span{number})s "
-                    f"AND d.sort_key BETWEEN %(first{number})s AND %(last{number})s)"
+            self.sql.append(
+                clauses.span_condition(
+                    spans, clauses.named(self.params, "span"), alias="d"
                 )
-                self.params |= {
-                    f"span{number}": system,
-                    f"first{number}": first,
-                    f"last{number}": last,
-                }
-            self.sql.append("(" + " OR ".join(conditions) + ")")
+            )
 
     def clause(self):
         return "".join(f" AND {condition}" for condition in self.sql)

@@ -14,6 +14,7 @@ from django.db import connection
 
 from index.models import KIND_DIGITS, KIND_STEP, SYSTEM_DIGITS, SYSTEM_STEP
 
+from . import clauses
 from .matches import TextMatches
 
 WINDOW = 1000
@@ -28,7 +29,7 @@ _PRIOR = (
     f"THEN {PRIOR} ELSE 1.0 END"
 )
 _KINDS = {digit: kind for kind, digit in KIND_DIGITS.items()}
-_COLUMNS = "d.id, d.kind, d.system, d.code, d.payer, d.title, d.detail, d.url"
+_COLUMNS = clauses.columns("d")
 
 
 def fts_string(words: list[str], phrases: list[list[str]], prefix: str = "") -> str:
@@ -70,14 +71,10 @@ class Where:
         if spans:
             self.join = True
             self.sql.append(
-                "("
-                + " OR ".join(
-                    "(d.system = %s AND d.sort_key BETWEEN %s AND %s)" for _ in spans
+                clauses.span_condition(
+                    spans, clauses.positional(self.params), alias="d"
                 )
-                + ")"
             )
-            for system, first, last, _label in spans:
-                self.params.extend([system, first, last])
 
     def clause(self):
         return "".join(f" AND {condition}" for condition in self.sql)
