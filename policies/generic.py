@@ -59,6 +59,7 @@ _LIMITS = {
     "heading": PolicyCodeGroup._meta.get_field("heading").max_length,
 }
 _SLUG_LIMIT = Payer._meta.get_field("slug").max_length
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -183,6 +184,9 @@ class _JsonReader:
                         error.pos,
                     )
                 self.fail(f"This string is not valid JSON: {error.msg}.", error.pos)
+            if _SURROGATE.search(value):
+                # No database stores half a UTF-16 pair (PostgreSQL refuses it).
+                self.fail("A \\u escape in this string is half of a character.", start)
             return Located(value, line)
         if match := self._NUMBER.match(self.text, start):
             self.position = match.end()
