@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import handouts, views
+from . import coverage, handouts, views
 
 app_name = "procedures"
 urlpatterns = [
@@ -11,6 +11,11 @@ urlpatterns = [
         "codes/<str:system>/<str:code>/handout.pdf",
         handouts.handout,
         name="handout",
+    ),
+    path(
+        "codes/<str:system>/<str:code>/coverage/",
+        coverage.code_coverage,
+        name="coverage",
     ),
     path("sections/<str:system>/<slug:slug>/", views.section_detail, name="section"),
 ]

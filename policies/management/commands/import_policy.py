@@ -1,7 +1,13 @@
-"""Import payer policy bulletins in the layout of the seed (see policies.parsing)."""
+"""
+Import payer policies: bulletins in the layout of the seed (policies.parsing), or,
+with ``--format json`` or ``--format csv``, files in the generic layout
+(policies.generic, described in docs/policy-layout.md).
+"""
 
+from django.core.management.base import CommandError
 from django.utils.text import slugify
 
+from policies.generic import FORMATS, parse_generic_policy
 from policies.importing import import_policy, link_related
 from policies.models import Policy
 from policies.parsing import Problem, parse_policy
@@ -16,7 +22,9 @@ class Command(DocumentImportCommand):
         "nothing is written. Then all files are saved in one transaction, writing "
         "only what differs, so importing the same file again changes nothing. A new "
         "policy is published; a stored one keeps its status. A listed code the site "
-        "does not know becomes a code with the bulletin's description."
+        "does not know becomes a code with the bulletin's description. With "
+        "--format json or --format csv, the files are policies in the generic layout "
+        "(docs/policy-layout.md) and are saved the same way."
     )
     document = "bulletin"
 
@@ -26,14 +34,30 @@ class Command(DocumentImportCommand):
             "--payer",
             help="The payer's name, for bulletins that do not say whose they are.",
         )
+        parser.add_argument(
+            "--format",
+            choices=["bulletin", *FORMATS],
+            default="bulletin",
+            help="bulletin (the default): plain-text bulletins in the layout of the "
+            "Aetna seed; json or csv: policies in the generic layout "
+            "(docs/policy-layout.md).",
+        )
 
     def handle(self, *args, **options):
+        if options["format"] != "bulletin" and options.get("payer"):
+            raise CommandError(
+                "--payer is for bulletins: a file in the generic layout names its "
+                "payer itself."
+            )
         # (payer slug, number) -> the file that gave it, to refuse a policy twice.
         self.seen = {}
         super().handle(*args, **options)
 
     def parse(self, path, text, options):
-        parsed = parse_policy(text, payer=options.get("payer"))
+        if options["format"] == "bulletin":
+            parsed = parse_policy(text, payer=options.get("payer"))
+        else:
+            parsed = parse_generic_policy(text, options["format"])
         key = (slugify(parsed.payer_name), parsed.number)
         if parsed.number and key in self.seen:
             parsed.problems.append(
