@@ -223,9 +223,9 @@ def handout(request, system, code):
         return not_modified
 
     address = seo.canonical_url(request, code.get_absolute_url())
-    html = handout_html(procedure, address=address)
-    key = "handout:" + hashlib.sha256(html.encode()).hexdigest()
     try:
+        html = handout_html(procedure, address=address)
+        key = "handout:" + hashlib.sha256(html.encode()).hexdigest()
         pdf = pdf_for(key, html, RENDER_TIMEOUT_SECONDS)
     except HandoutUnavailable:
         logger.exception("No handout for %s", code)

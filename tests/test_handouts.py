@@ -209,6 +209,17 @@ def test_a_failed_drawing_gives_a_503_page_that_points_to_the_code_page(
     assert "/codes/cpt/97546/" in tree.xpath("//main//a/@href")
 
 
+def test_a_missing_stylesheet_gives_the_503_page_not_a_server_error(
+    client, sample_data, monkeypatch
+):
+    monkeypatch.setattr(handouts.finders, "find", lambda name: None)
+    handouts.stylesheet.cache_clear()
+    try:
+        assert client.get(HANDOUT).status_code == 503
+    finally:
+        handouts.stylesheet.cache_clear()
+
+
 def test_a_slow_drawing_gives_a_503_and_is_kept_for_the_next_request(
     client, sample_data, monkeypatch
 ):
