@@ -433,8 +433,10 @@ def test_the_openapi_document_is_valid_and_lists_every_endpoint(client, sample_d
     }
     for path, operations in document["paths"].items():
         assert set(operations) == {"get"}, path
+        responses = operations["get"]["responses"]
         if "{" in path:
-            assert "404" in operations["get"]["responses"], path
+            assert "404" in responses, path
+        assert responses["429"]["headers"]["Retry-After"], path
 
 
 def test_the_docs_page_loads_only_the_sites_own_files(client, sample_data):

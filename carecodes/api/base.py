@@ -33,6 +33,19 @@ RATE_WINDOW = 60
 DEFAULT_RATE_LIMIT = 120
 
 
+# How the OpenAPI document describes the rate limit's answer on every operation.
+TOO_MANY_REQUESTS = {
+    "description": "Too many requests from this address; wait, then try again.",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
 class ReadOnlyAPI(NinjaAPI):
     """
     A NinjaAPI whose every address answers GET and HEAD only, in JSON.
@@ -70,9 +83,13 @@ class ReadOnlyAPI(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
         key = (path_prefix, tuple(sorted((path_params or {}).items())))
         if key not in self._schemas:
-            self._schemas[key] = super().get_openapi_schema(
+            schema = super().get_openapi_schema(
                 path_prefix=path_prefix, path_params=path_params
             )
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    operation["responses"].setdefault("429", TOO_MANY_REQUESTS)
+            self._schemas[key] = schema
         return self._schemas[key]
 
     def get_openapi_operation_id(self, operation):
