@@ -22,13 +22,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from carecodes.admin import stale_message
-from procedures.importing import (
+from carecodes.importing import (
     CREATED,
     MAX_DOCUMENT_BYTES,
     ImportRefused,
+    Problem,
     decode_document,
 )
-from procedures.parsing import Problem
 
 
 class DocumentUploadForm(forms.Form):

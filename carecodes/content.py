@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from carecodes.content_history import check_history, export_history, import_history
+from carecodes.importing import UNCHANGED, UPDATED, Change, ImportResult, sync
 from policies.importing import link_related_policies, sync_policy_content
 from policies.models import (
     Coverage,
@@ -40,7 +41,6 @@ from policies.models import (
 )
 from policies.versions import export_versions, restore_versions
 from procedures import codes
-from procedures.importing import UNCHANGED, UPDATED, Change, ImportResult, sync
 from procedures.models import (
     WRITEUP_SECTIONS,
     Code,

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils.text import slugify
 from simple_history.utils import bulk_create_with_history
 
-from procedures.importing import (
+from carecodes.importing import (
     CREATED,
     REPLACED,
     UNCHANGED,
@@ -30,9 +30,9 @@ from procedures.importing import (
     Change,
     ImportRefused,
     ImportResult,
-    ensure_code,
     sync,
 )
+from procedures.importing import ensure_code
 from procedures.models import Code, PublicationStatus
 
 from .models import Payer, Policy, PolicyCode, PolicyCodeGroup, PolicyReference

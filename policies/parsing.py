@@ -19,10 +19,10 @@ import datetime
 import re
 from dataclasses import dataclass, field
 
+from carecodes.importing import Problem
 from carecodes.markdown import MAX_MARKDOWN_LENGTH
 from procedures import codes
 from procedures.parsing import (
-    Problem,
     blocks_to_markdown,
     clean_line,
     indent_of,

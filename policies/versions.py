@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef, Q
 
+from carecodes.importing import CREATED, UPDATED, Change
 from procedures import codes
-from procedures.importing import CREATED, UPDATED, Change
 from procedures.models import Code
 
 from .models import (

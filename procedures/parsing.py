@@ -3,8 +3,9 @@ Reading a procedure write-up document (the layout of the seed in sample_data/).
 
 ``parse_procedure`` returns an unsaved :class:`~procedures.models.Procedure` plus what
 the document says about its code, and a list of :class:`Problem` with line numbers
-instead of raising. The text helpers here (:class:`Problem`, :func:`clean_line`,
-:func:`blocks_to_markdown`) are shared with ``policies.parsing``.
+instead of raising. The text helpers here (:func:`clean_line`,
+:func:`blocks_to_markdown`) are shared with ``policies.parsing``; :class:`Problem` is
+every importer's (``carecodes.importing``).
 
 Text is kept word for word. Only spacing is tidied: non-breaking spaces become plain
 spaces, runs of spaces become one, and each line is stripped, because the source pages
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from carecodes.importing import Problem
 from carecodes.markdown import MAX_MARKDOWN_LENGTH
 
 from . import codes
@@ -24,7 +26,6 @@ from .models import WRITEUP_SECTIONS, Procedure
 __all__ = [
     "ADDON_PHRASE",
     "ParsedProcedure",
-    "Problem",
     "blocks_to_markdown",
     "clean_line",
     "numbered_lines",
@@ -32,17 +33,6 @@ __all__ = [
 ]
 
 ADDON_PHRASE = "list separately in addition to code for primary procedure"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something in a document that could not be read; ``line`` counts from 1."""
-
-    line: int
-    message: str
-
-    def __str__(self):
-        return f"line {self.line}: {self.message}"
 
 
 # Layout spacing: tabs, no-break and other fixed-width spaces, collapsed into one.

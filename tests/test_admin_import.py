@@ -9,8 +9,8 @@ from django.test import Client
 from django.urls import reverse
 from lxml import html
 
+from carecodes.importing import MAX_DOCUMENT_BYTES
 from policies.models import Policy, PolicyCode
-from procedures.importing import MAX_DOCUMENT_BYTES
 from procedures.models import Code, Procedure, PublicationStatus
 
 pytestmark = pytest.mark.django_db

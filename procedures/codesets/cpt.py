@@ -12,9 +12,10 @@ from __future__ import annotations
 import csv
 import io
 
+from carecodes.importing import Problem
 from procedures import codes
 from procedures.models import Code
-from procedures.parsing import Problem, clean_line
+from procedures.parsing import clean_line
 
 from .saving import ParsedCodeSet
 

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import re
 
+from carecodes.importing import Problem
 from procedures import codes
 from procedures.models import Code
-from procedures.parsing import Problem, clean_line, numbered_lines
+from procedures.parsing import clean_line, numbered_lines
 
 from .saving import ParsedCodeSet
 

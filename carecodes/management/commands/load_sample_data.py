@@ -20,12 +20,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils.text import slugify
 
+from carecodes.importing import CREATED, UPDATED, ImportResult
+from carecodes.importing import sync as sync_row
 from policies.importing import import_policy, link_related
 from policies.models import Policy
 from policies.parsing import parse_policy
 from procedures import codes
-from procedures.importing import CREATED, UPDATED, ImportResult, import_procedure
-from procedures.importing import sync as sync_row
+from procedures.importing import import_procedure
 from procedures.models import Code, CodeSection
 from procedures.parsing import parse_procedure
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from procedures.importing import ImportRefused, decode_document
+from carecodes.importing import ImportRefused, decode_document
 
 
 class DocumentImportCommand(BaseCommand):
