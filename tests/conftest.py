@@ -20,7 +20,11 @@ def _plain_static_files_and_clean_cache(settings):
 
 @pytest.fixture
 def sample_data(db, django_capture_on_commit_callbacks):
-    """The two seed documents loaded as the site's sample records."""
+    """The two seed documents loaded as the site's sample records.
+
+    Only the seeds: the sample policies of other payers (sample_data/*.json, *.csv),
+    which ``make run`` loads too, are imported by the tests that are about them.
+    """
     # Derived data (the search index) is written on commit, which tests never reach.
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("load_sample_data", verbosity=0)
+        call_command("load_sample_data", verbosity=0, seeds_only=True)

@@ -57,7 +57,7 @@ def broken_copy(tmp_path, source, old, new):
     return path
 
 
-def test_the_seed_imports_to_exactly_what_load_sample_data_holds():
+def test_the_samples_import_to_exactly_what_load_sample_data_holds():
     call_command("load_sample_data", verbosity=0)
     loaded = natural_dump()
     for model in (Procedure, Policy, Payer, Code):
@@ -66,6 +66,17 @@ def test_the_seed_imports_to_exactly_what_load_sample_data_holds():
 
     load_reference_data()
     import_policy(SEED)
+    # The sample policies of two more payers, in the generic layout.
+    import_policy(
+        ROOT / "sample_data" / "policy-cigna-sample-0135-physical-therapy.json",
+        format="json",
+    )
+    import_policy(
+        ROOT
+        / "sample_data"
+        / "policy-unitedhealthcare-sample-0026-outpatient-rehabilitation.csv",
+        format="csv",
+    )
     call_command(
         "import_procedure", str(SEED_WRITEUP), source=WRITEUP_SOURCE, stdout=StringIO()
     )

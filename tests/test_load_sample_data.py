@@ -39,7 +39,8 @@ def dump(skip=TIMESTAMPS):
 
 @pytest.fixture
 def loaded():
-    return load()
+    """The seeds alone (the Aetna bulletin and the 97546 write-up)."""
+    return load(seeds_only=True)
 
 
 @pytest.fixture
@@ -53,6 +54,47 @@ def test_it_prints_a_one_line_summary(loaded):
     assert loaded.count("\n") == 1
     assert "8 code sections, 18 codes, 1 payer, 1 policy" in loaded
     assert "(3 code groups, 13 code rows, 12 references), 1 write-up" in loaded
+
+
+def test_it_loads_the_sample_policies_of_two_more_payers_beside_the_seeds():
+    summary = load()
+    assert (
+        "3 payers, 3 policies (10 code groups, 36 code rows, 17 references)" in summary
+    )
+    assert list(Payer.objects.values_list("name", flat=True)) == [
+        "Aetna",
+        "Cigna (sample)",
+        "UnitedHealthcare (sample)",
+    ]
+    # Marked as samples wherever a policy shows.
+    for policy in Policy.objects.exclude(payer__slug="aetna"):
+        assert "(sample" in policy.title
+        assert policy.scope.startswith("**This is a sample.**")
+        assert policy.status == PublicationStatus.PUBLISHED
+    # They share codes with the seed bulletin, so a code page compares them.
+    mentions = PolicyCode.objects.mentions_of(Code.objects.get(code="97546"))
+    assert [mention.policy.payer.slug for mention in mentions] == [
+        "aetna",
+        "cigna-sample",
+        "unitedhealthcare-sample",
+    ]
+
+
+def test_a_broken_sample_in_the_generic_layout_stops_everything(copied_sample):
+    source = SAMPLE_DATA / "policy-cigna-sample-0135-physical-therapy.json"
+    broken = copied_sample / source.name
+    text = source.read_text(encoding="utf-8")
+    broken.write_text(text.replace('"97164"', '"9716"'), encoding="utf-8")
+    line = next(
+        number
+        for number, content in enumerate(text.split("\n"), start=1)
+        if '"97164"' in content
+    )
+    with pytest.raises(CommandError) as error:
+        load(directory=copied_sample)
+    assert f"{source.name}, line {line}: “9716” is not a CPT code" in str(error.value)
+    assert not Code.objects.exists()
+    assert not Policy.objects.exists()
 
 
 def test_loading_twice_changes_nothing():

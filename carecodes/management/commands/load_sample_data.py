@@ -1,8 +1,10 @@
 """
 Load the sample documents in sample_data/ into the database.
 
-Policy bulletins (``policy-*.txt``) and write-ups (``procedure-<code>-*.txt``) are read
-with their parsers; any problem stops the command before anything is written. Then
+Policy bulletins (``policy-*.txt``), policies in the generic layout (``policy-*.json``
+and ``policy-*.csv``, see docs/policy-layout.md) and write-ups
+(``procedure-<code>-*.txt``) are read with their parsers; any problem stops the
+command before anything is written. Then
 everything is saved in one transaction, and only what differs is written: a second run
 changes no row, not even a timestamp.
 
@@ -22,6 +24,7 @@ from django.utils.text import slugify
 
 from carecodes.importing import CREATED, UPDATED, ImportResult
 from carecodes.importing import sync as sync_row
+from policies.generic import parse_generic_policy
 from policies.importing import import_policy, link_related
 from policies.models import Policy
 from policies.parsing import parse_policy
@@ -79,6 +82,12 @@ ICD_DESCRIPTORS = {
     ),
 }
 WRITEUP_SOURCE = "AMA CPT (sample)"
+# Policy files by their ending: the reader of each (policies.generic's formats).
+POLICY_READERS = {
+    ".txt": parse_policy,
+    ".json": lambda text: parse_generic_policy(text, "json"),
+    ".csv": lambda text: parse_generic_policy(text, "csv"),
+}
 # Add-on code -> the primary codes it is billed with.
 PRIMARY_CODES = {(CPT, "97546"): [(CPT, "97545")]}
 
@@ -146,18 +155,25 @@ def link_add_on_codes():
 
 
 class Command(BaseCommand):
-    help = "Loads the sample policy and write-up in sample_data/ (safe to run again)."
+    help = "Loads the sample policies and write-up in sample_data/ (safe to run again)."
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--directory",
             type=Path,
             default=Path(settings.BASE_DIR) / "sample_data",
-            help="Folder holding policy-*.txt and procedure-*.txt files.",
+            help="Folder holding policy-*.txt, policy-*.json, policy-*.csv and "
+            "procedure-*.txt files.",
+        )
+        parser.add_argument(
+            "--seeds-only",
+            action="store_true",
+            help="Load only the seed documents (the .txt files), not the sample "
+            "policies in the generic layout (.json and .csv).",
         )
 
-    def handle(self, *args, directory, **options):
-        policies, writeups = self.read(directory)
+    def handle(self, *args, directory, seeds_only=False, **options):
+        policies, writeups = self.read(directory, seeds_only=seeds_only)
         tally = Tally()
         with transaction.atomic():
             known = load_reference_data(tally)
@@ -181,13 +197,16 @@ class Command(BaseCommand):
         if options["verbosity"]:
             self.stdout.write(summary(directory, policies, writeups, tally))
 
-    def read(self, directory):
+    def read(self, directory, *, seeds_only=False):
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a folder.")
         problems = []
         policies = []
-        for path in sorted(directory.glob("policy-*.txt")):
-            parsed = parse_policy(path.read_text(encoding="utf-8"))
+        readers = {".txt": parse_policy} if seeds_only else POLICY_READERS
+        for path in sorted(directory.glob("policy-*")):
+            if path.suffix not in readers:
+                continue
+            parsed = readers[path.suffix](path.read_text(encoding="utf-8"))
             policies.append(parsed)
             problems += [f"{path.name}, {problem}" for problem in parsed.problems]
         writeups = []
@@ -203,7 +222,9 @@ class Command(BaseCommand):
                 + "\n".join(problems)
             )
         if not policies and not writeups:
-            raise CommandError(f"{directory} holds no policy-*.txt or procedure-*.txt.")
+            raise CommandError(
+                f"{directory} holds no policy-* or procedure-*.txt files."
+            )
         return policies, writeups
 
 
