@@ -249,6 +249,11 @@ def test_a_version_is_found_by_its_review_date(client, revised):
     assert listed[0] == "Version 2, reviewed 2026-03-01"
 
 
+def test_the_first_version_has_nothing_before_it(client, revised):
+    tree = page(client.get(f"{POLICY}changes/?to=1"))
+    assert "Version 1 is the first version recorded" in tree.text_content()
+
+
 def test_a_policy_with_one_version_says_there_is_nothing_to_compare(
     client, sample_data
 ):
@@ -499,3 +504,33 @@ def test_the_code_pages_policy_table_costs_the_same_with_fifty_versions(
     with django_assert_num_queries(8):
         again = client.get("/codes/cpt/97546/")
     assert status_cell(page(first)) == status_cell(page(again))
+
+
+def test_the_version_pages_are_valid_html(client, revised, tmp_path):
+    """The Nu HTML Checker, as tests/test_html_validity.py runs it."""
+    import shutil
+    import subprocess
+
+    from .test_html_validity import VNU
+
+    java = shutil.which("java")
+    assert java and VNU.exists(), "run `make browser-tools`"
+    files = []
+    for index, address in enumerate(
+        [
+            f"{POLICY}versions/1/",
+            f"{POLICY}changes/",
+            "/codes/icd-10-cm/S52.501A/changes/",
+            "/codes/cpt/97546/",
+        ]
+    ):
+        path = tmp_path / f"page-{index}.html"
+        path.write_bytes(client.get(address).content)
+        files.append(str(path))
+    checked = subprocess.run(
+        [java, "-jar", str(VNU), "--format", "json", "--errors-only", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(checked.stderr)["messages"] == []
