@@ -86,6 +86,7 @@ def test_answers_are_public_cacheable_and_open_to_other_sites(get, sample_data):
     assert "max-age=300" in response["Cache-Control"]
     assert response["Access-Control-Allow-Origin"] == "*"
     assert response["ETag"]
+    assert response["X-Robots-Tag"] == "noindex"
 
 
 def test_a_nul_character_is_a_json_400(client, sample_data):

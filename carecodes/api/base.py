@@ -174,6 +174,8 @@ def read_only(view):
             response = view(request, *args, **kwargs)
         finally:
             request.method = method
+        # The pages are what search engines should list, not their data.
+        response["X-Robots-Tag"] = "noindex"
         if response.status_code == 200:
             patch_cache_control(response, public=True, max_age=MAX_AGE)
             # Read-only public data: any web page may read it.
