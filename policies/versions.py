@@ -31,7 +31,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 
 from carecodes.importing import CREATED, UPDATED, Change
 from procedures import codes
@@ -619,18 +619,20 @@ def code_history(system: str, code: str) -> list[StatusChange]:
     reaching = PolicyCodeChange.objects.filter(
         system=system, start_key__lte=key, end_key__gte=key
     )
+    # Both sets start from the spans' index, so the query reads the few versions
+    # that reach the key, not every version of every policy.
+    before_touched = PolicyVersion.objects.filter(
+        policy__versions__number=F("number") + 1,
+        policy__versions__code_changes__system=system,
+        policy__versions__code_changes__start_key__lte=key,
+        policy__versions__code_changes__end_key__gte=key,
+    ).values("pk")
     versions = (
-        PolicyVersion.objects.filter(policy__status=PolicyStatus.PUBLISHED)
-        .annotate(
-            touched=Exists(reaching.filter(version=OuterRef("pk"))),
-            next_touched=Exists(
-                reaching.filter(
-                    version__policy=OuterRef("policy"),
-                    version__number=OuterRef("number") + 1,
-                )
-            ),
+        PolicyVersion.objects.filter(
+            Q(pk__in=reaching.values("version_id")) | Q(pk__in=before_touched),
+            policy__status=PolicyStatus.PUBLISHED,
         )
-        .filter(Q(touched=True) | Q(next_touched=True))
+        .annotate(touched=Exists(reaching.filter(version=OuterRef("pk"))))
         .select_related("policy__payer")
         .order_by("policy_id", "number")
     )
