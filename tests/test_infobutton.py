@@ -581,6 +581,19 @@ def test_the_application_redirects_to_the_write_up_page(
     assert response["Location"] == "http://testserver/codes/cpt/97546/"
 
 
+def test_the_application_takes_a_clinician_to_the_code_page(client, sample_data):
+    response = application(
+        client,
+        **{
+            "mainSearchCriteria.v.c": "S52.501A",
+            "mainSearchCriteria.v.cs": ICD10CM_OID,
+            "informationRecipient": "PROV",
+        },
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "http://testserver/codes/icd-10-cm/S52.501A/"
+
+
 def test_the_application_redirects_to_the_ancestors_write_up(client, diabetes_codes):
     response = application(
         client,
