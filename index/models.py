@@ -145,3 +145,52 @@ class SimilarCode(models.Model):
 
     def __str__(self):
         return f"{self.code} ~ {self.similar} ({self.score:.2f})"
+
+
+class EmptySimilarList(models.Model):
+    """
+    A code whose similar-codes list was computed and came out empty (Z66, say).
+
+    Without it such a code looks never computed, and ``rebuild_similar_codes
+    --missing`` (run by every ``make run``) would read the whole corpus to find
+    nothing again.
+    """
+
+    code = models.OneToOneField(
+        "procedures.Code", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    computed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.code}: nothing similar"
+
+
+class ContentChange(models.Model):
+    """
+    One refresh's worth of changed content, as the change queue handed it over.
+
+    Each process keeps the similar-codes corpus in memory (``index.similar``). A
+    change made in another process (another gunicorn worker, an import command) is
+    learnt from these rows: a process re-reads the codes and policies named by the
+    rows it has not applied yet, or everything when a row says so. Old rows are
+    pruned; a process that finds its last applied row gone reloads everything.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # Tells a row from one with the same id in another database or after a
+    # rollback (SQLite hands the id out again).
+    nonce = models.CharField(max_length=16)
+    codes = models.JSONField(default=list)
+    policies = models.JSONField(default=list)
+    everything = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # Pruning: created_at < ?.
+            models.Index(fields=["created_at"], name="contentchange_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"change {self.id}: {len(self.codes)} codes"

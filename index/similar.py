@@ -77,17 +77,21 @@ import json
 import logging
 import math
 import re
+import secrets
+import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from procedures import codes
 from procedures.models import WRITEUP_SECTIONS, Code, CodeSection, Procedure
 
-from .models import SimilarCode
+from .models import ContentChange, EmptySimilarList, SimilarCode
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +182,48 @@ _STOPWORDS = frozenset(
 
 # --- Loading ---------------------------------------------------------------------
 
+CODE_COLUMNS = ("system", "code", "sort_key", "descriptor", "parent_id", "section_id")
+
+
+def _chunks(values, size=500):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def read_policies(policy_ids=None) -> dict[int, tuple[str, list[tuple]]]:
+    """
+    The code-table rows of the published policies (of ``policy_ids``, if given): policy
+    id -> (its name in reasons, [(row id, group id, system, start key, end key, is a
+    range, display)] in the order of the table).
+    """
+    # Imported here: policies sit beside procedures in the content layer, and
+    # procedures.models must not import them.
+    from policies.models import PolicyCode, PublicationStatus
+
+    rows = PolicyCode.objects.filter(group__policy__status=PublicationStatus.PUBLISHED)
+    if policy_ids is not None:
+        rows = rows.filter(group__policy_id__in=list(policy_ids))
+    rows = rows.select_related("group__policy__payer").order_by(
+        "group__policy_id", "group__position", "group_id", "position", "id"
+    )
+    found = {}
+    for row in rows:
+        policy = row.group.policy
+        name = f"{policy.payer.name} policy {policy.number} ({policy.title})"
+        _name, listed = found.setdefault(policy.id, (name, []))
+        listed.append(
+            (
+                row.id,
+                row.group_id,
+                row.system,
+                row.start_key,
+                row.end_key,
+                row.is_range,
+                row.display,
+            )
+        )
+    return found
+
 
 @dataclass
 class Corpus:
@@ -206,14 +252,16 @@ class Corpus:
     bag_of: dict[int, list[tuple[int, int]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    # policy id -> (name, its published rows in order), from ``read_policies``
+    policy_rows: dict[int, tuple[str, list[tuple]]] = field(default_factory=dict)
     text: TextModel | None = None
 
     @classmethod
     def load(cls) -> Corpus:
         corpus = cls()
-        rows = Code.objects.values_list(
-            "id", "system", "code", "sort_key", "descriptor", "parent_id", "section_id"
-        ).order_by("system", "sort_key")
+        rows = Code.objects.values_list("id", *CODE_COLUMNS).order_by(
+            "system", "sort_key"
+        )
         for row in rows.iterator(chunk_size=5_000):
             code_id, system, _code, key = row[:4]
             corpus.codes[code_id] = row[1:]
@@ -226,8 +274,7 @@ class Corpus:
             corpus.keys[system] = [keys[i] for i in order]
             ids = corpus.ids[system]
             corpus.ids[system] = [ids[i] for i in order]
-            for index, code_id in enumerate(corpus.ids[system]):
-                corpus.position[code_id] = index
+            corpus._number(system)
         corpus.section_names = dict(CodeSection.objects.values_list("id", "name"))
         pairs = Code.primary_codes.through.objects.values_list(
             "from_code_id", "to_code_id"
@@ -235,9 +282,14 @@ class Corpus:
         for addon, primary in pairs:
             corpus.primaries[addon].add(primary)
             corpus.addons[primary].add(addon)
-        corpus._load_policies()
+        corpus.policy_rows = read_policies()
+        corpus._derive_policies()
         corpus.text = text_model(corpus)
         return corpus
+
+    def _number(self, system):
+        for index, code_id in enumerate(self.ids[system]):
+            self.position[code_id] = index
 
     def lineage_of(self, code_id) -> frozenset[str]:
         """The keys of a code's broader codes: from its text and its parent links."""
@@ -258,45 +310,153 @@ class Corpus:
         found = self.lineage[code_id] = frozenset(keys)
         return found
 
-    def _load_policies(self):
-        # Imported here: policies sit beside procedures in the content layer, and
-        # procedures.models must not import them.
-        from policies.models import PolicyCode, PublicationStatus
-
-        rows = (
-            PolicyCode.objects.filter(group__policy__status=PublicationStatus.PUBLISHED)
-            .select_related("group__policy__payer")
-            .order_by("group__policy_id", "group__position", "group_id", "position")
-        )
+    def _derive_policies(self):
+        """The policy signals, from ``policy_rows`` and the codes as they are now."""
+        self.policies = defaultdict(dict)
+        self.large_rows = defaultdict(set)
+        self.policy_names, self.row_display, self.row_policy = {}, {}, {}
+        self.bags, self.bag_of = [], defaultdict(list)
         bags = defaultdict(list)
-        for row in rows:
-            group, policy = row.group, row.group.policy
-            self.policy_names[policy.id] = (
-                f"{policy.payer.name} policy {policy.number} ({policy.title})"
-            )
-            self.row_display[row.id] = row.display
-            self.row_policy[row.id] = policy.id
-            covered = self.covered(row.system, row.start_key, row.end_key)
-            listed = None
-            if not row.is_range:
-                listed = self.by_key.get((row.system, row.start_key))
-            if len(covered) > RANGE_LISTING_CAP:
+        for policy_id in sorted(self.policy_rows):
+            name, rows = self.policy_rows[policy_id]
+            self.policy_names[policy_id] = name
+            for row_id, group_id, system, start_key, end_key, is_range, display in rows:
+                self.row_display[row_id] = display
+                self.row_policy[row_id] = policy_id
+                covered = self.covered(system, start_key, end_key)
+                listed = None
+                if not is_range:
+                    listed = self.by_key.get((system, start_key))
+                if len(covered) > RANGE_LISTING_CAP:
+                    for code_id in covered:
+                        self.large_rows[code_id].add(row_id)
+                    covered = [listed] if listed is not None else []
                 for code_id in covered:
-                    self.large_rows[code_id].add(row.id)
-                covered = [listed] if listed is not None else []
-            for code_id in covered:
-                groups = self.policies[code_id].setdefault(policy.id, {})
-                mode = None if code_id == listed else row.id
-                if groups.get(group.id, row.id) is not None:
-                    groups[group.id] = mode
-                for bag in (("group", group.id), ("policy", policy.id)):
-                    bags[bag].append(code_id)
+                    groups = self.policies[code_id].setdefault(policy_id, {})
+                    mode = None if code_id == listed else row_id
+                    if groups.get(group_id, row_id) is not None:
+                        groups[group_id] = mode
+                    for bag in (("group", group_id), ("policy", policy_id)):
+                        bags[bag].append(code_id)
         for members in bags.values():
             unique = sorted(set(members), key=self.order)
             index = len(self.bags)
             self.bags.append(unique)
             for position, code_id in enumerate(unique):
                 self.bag_of[code_id].append((index, position))
+
+    def _spanned(self, system, key) -> bool:
+        """Whether a policy row of the corpus reaches ``key`` (or would, if a code)."""
+        return any(
+            row[2] == system and row[3] <= key <= row[4]
+            for _name, rows in self.policy_rows.values()
+            for row in rows
+        )
+
+    # --- Keeping a cached corpus current (see "The cached corpus" below) ---------
+
+    def update(self, code_ids=(), policy_ids=()) -> None:
+        """
+        Re-reads the given codes (with their write-ups and add-on links) and policies
+        and updates everything derived from them, so that the corpus is the one
+        ``load`` would now give: a few queries instead of the whole corpus.
+        """
+        code_ids, policy_ids = set(code_ids), set(policy_ids)
+        derive = False
+        if code_ids:
+            derive = self._update_codes(code_ids)
+        if policy_ids:
+            fresh = read_policies(policy_ids)
+            for policy_id in policy_ids:
+                if policy_id in fresh:
+                    self.policy_rows[policy_id] = fresh[policy_id]
+                    derive = True
+                elif self.policy_rows.pop(policy_id, None) is not None:
+                    derive = True
+        if derive:
+            self._derive_policies()
+
+    def _update_codes(self, code_ids) -> bool:
+        """Updates the given codes; says whether the policy signals need deriving."""
+        fresh = {}
+        for chunk in _chunks(sorted(code_ids)):
+            rows = Code.objects.filter(id__in=chunk).values_list("id", *CODE_COLUMNS)
+            fresh.update((row[0], row[1:]) for row in rows)
+        moved, systems, derive = [], set(), False
+        for code_id in sorted(code_ids):
+            old, new = self.codes.get(code_id), fresh.get(code_id)
+            if old == new:
+                continue
+            if old is None or new is None or old[0] != new[0] or old[2] != new[2]:
+                moved.append((code_id, old, new))
+            elif old[4] != new[4]:
+                self.lineage.clear()  # a new parent: its lineage and its children's
+        for code_id, old, _new in moved:
+            if old is not None:
+                system, key = old[0], old[2]
+                keys, ids = self.keys[system], self.ids[system]
+                index = bisect.bisect_left(keys, key)
+                while ids[index] != code_id:
+                    index += 1
+                del keys[index], ids[index]
+                if self.by_key.get((system, key)) == code_id:
+                    del self.by_key[(system, key)]
+                self.position.pop(code_id, None)
+                del self.codes[code_id]
+                systems.add(system)
+                derive = derive or self._spanned(system, key)
+        for code_id, _old, new in moved:
+            if new is not None:
+                system, key = new[0], new[2]
+                keys = self.keys.setdefault(system, [])
+                ids = self.ids.setdefault(system, [])
+                index = bisect.bisect_left(keys, key)
+                keys.insert(index, key)
+                ids.insert(index, code_id)
+                self.by_key[(system, key)] = code_id
+                systems.add(system)
+                derive = derive or self._spanned(system, key)
+        for code_id in code_ids:
+            if code_id in fresh:
+                self.codes[code_id] = fresh[code_id]
+        for system in systems:
+            if not self.ids[system]:
+                del self.keys[system], self.ids[system]
+            else:
+                self._number(system)
+        if moved:
+            self.lineage.clear()
+        self.section_names = dict(CodeSection.objects.values_list("id", "name"))
+        self._update_addons(code_ids)
+        gone = [code_id for code_id in code_ids if code_id not in fresh]
+        self.text.update(
+            {
+                code_id: Counter(words(text))
+                for code_id, text in public_text(self, code_ids & fresh.keys()).items()
+            }
+            | dict.fromkeys(gone)
+        )
+        return derive
+
+    def _update_addons(self, code_ids):
+        through = Code.primary_codes.through.objects
+        pairs = []
+        for chunk in _chunks(sorted(code_ids)):
+            pairs += through.filter(
+                Q(from_code_id__in=chunk) | Q(to_code_id__in=chunk)
+            ).values_list("from_code_id", "to_code_id")
+        for code_id in code_ids:
+            for primary in self.primaries.pop(code_id, ()):
+                self.addons[primary].discard(code_id)
+                if not self.addons[primary]:
+                    del self.addons[primary]
+            for addon in self.addons.pop(code_id, ()):
+                self.primaries[addon].discard(code_id)
+                if not self.primaries[addon]:
+                    del self.primaries[addon]
+        for addon, primary in pairs:
+            self.primaries[addon].add(primary)
+            self.addons[primary].add(addon)
 
     def covered(self, system, start_key, end_key) -> list[int]:
         keys = self.keys.get(system, [])
@@ -323,17 +483,72 @@ class TextModel:
 
     def __init__(self, counts: dict[int, Counter]):
         self.counts = counts
-        frequency = Counter()
+        self.frequency = Counter()
         for counter in counts.values():
-            frequency.update(counter.keys())
-        total = max(len(counts), 1)
-        self.idf = {word: math.log(1 + total / df) for word, df in frequency.items()}
+            self.frequency.update(counter.keys())
+        self.idf = {}
+        self._weigh(self.frequency)
+        # Every word held by at most TEXT_DF_CAP texts, with its holders (a word in
+        # one text too: an edit that adds it to a second needs no search).
         self.postings = defaultdict(list)
         for code_id, counter in counts.items():
             for word in counter:
-                if 2 <= frequency[word] <= TEXT_DF_CAP:
+                if self.frequency[word] <= TEXT_DF_CAP:
                     self.postings[word].append(code_id)
         self._vectors = {}
+
+    def _weigh(self, words):
+        total = max(len(self.counts), 1)
+        frequency = self.frequency
+        for word in words:
+            self.idf[word] = math.log(1 + total / frequency[word])
+
+    def update(self, changed: dict[int, Counter | None]) -> None:
+        """
+        New word counts for some codes (None: the code is gone), with the document
+        frequencies, weights and postings they change: the model ``__init__`` would
+        build from the new counts, at the cost of the words that changed.
+        """
+        before = len(self.counts)
+        touched = set()
+        for code_id, counter in changed.items():
+            old = self.counts.get(code_id)
+            if old == counter:
+                continue
+            if old is not None:
+                del self.counts[code_id]
+                for word in old:
+                    self.frequency[word] -= 1
+                    if word in self.postings:
+                        self.postings[word].remove(code_id)
+                touched.update(old)
+            if counter is not None:
+                self.counts[code_id] = counter
+                for word in counter:
+                    self.frequency[word] += 1
+                    if word in self.postings:
+                        self.postings[word].append(code_id)
+                    elif self.frequency[word] == 1:
+                        self.postings[word] = [code_id]
+                touched.update(counter)
+        if not touched and len(self.counts) == before:
+            return
+        for word in touched:
+            frequency = self.frequency[word]
+            if frequency <= 0:
+                del self.frequency[word]
+                self.idf.pop(word, None)
+                self.postings.pop(word, None)
+            elif frequency > TEXT_DF_CAP:
+                self.postings.pop(word, None)
+            elif word not in self.postings:  # fell back under the cap: rare again
+                self.postings[word] = [
+                    code_id for code_id, counts in self.counts.items() if word in counts
+                ]
+        touched = [word for word in touched if word in self.frequency]
+        # The weight of every word depends on the number of texts.
+        self._weigh(self.frequency if len(self.counts) != before else touched)
+        self._vectors.clear()
 
     def vector(self, code_id: int) -> dict[str, float]:
         vector = self._vectors.get(code_id)
@@ -360,7 +575,8 @@ class TextModel:
     def candidates(self, code_id: int) -> set[int]:
         """Codes sharing one of this code's weightiest rare words."""
         vector = self.vector(code_id)
-        rare = [w for w in vector if w in self.postings]
+        frequency = self.frequency
+        rare = [w for w in vector if w in self.postings and frequency[w] >= 2]
         rare.sort(key=vector.__getitem__, reverse=True)
         found = set()
         for word in rare[:TEXT_SEED_TERMS]:
@@ -372,11 +588,19 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
 
 
-def public_text(corpus: Corpus) -> dict[int, str]:
-    """Descriptor plus the published write-up of each code: never a draft's text."""
-    texts = {code_id: row[3] for code_id, row in corpus.codes.items()}
+def public_text(corpus: Corpus, code_ids=None) -> dict[int, str]:
+    """
+    Descriptor plus the published write-up of each code (of ``code_ids``, if given):
+    never a draft's text.
+    """
+    if code_ids is None:
+        texts = {code_id: row[3] for code_id, row in corpus.codes.items()}
+        writeups = Procedure.objects.published()
+    else:
+        texts = {code_id: corpus.codes[code_id][3] for code_id in code_ids}
+        writeups = Procedure.objects.published().filter(code_id__in=list(texts))
     fields = ["code_id", "title", *(name for name, _heading in WRITEUP_SECTIONS)]
-    for writeup in Procedure.objects.published().values_list(*fields):
+    for writeup in writeups.values_list(*fields):
         code_id, *parts = writeup
         if code_id in texts:
             texts[code_id] += "\n" + "\n".join(parts)
@@ -992,6 +1216,7 @@ class Writer:
         self.now = connection.ops.adapt_datetimefield_value(timezone.now())
         self.rows = []
         self.written = 0
+        self.listed = set()  # codes given a list of at least one entry
         self.stream = stream and self.copy
         self._copying = None  # (cursor, COPY context, COPY) while one is open
 
@@ -1006,6 +1231,8 @@ class Writer:
             self._end_copy(*exc_info)
 
     def add(self, code_id, entries):
+        if entries:
+            self.listed.add(code_id)
         for rank, entry in enumerate(entries, start=1):
             self.rows.append(
                 (
@@ -1022,6 +1249,8 @@ class Writer:
 
     def add_encoded(self, code_id, entries):
         """A list given as (similar id, score, reasons already encoded as JSON)."""
+        if entries:
+            self.listed.add(code_id)
         for rank, (similar_id, score, reasons) in enumerate(entries, start=1):
             self.rows.append((code_id, similar_id, rank, score, reasons, self.now))
         if len(self.rows) >= BATCH:
@@ -1059,9 +1288,17 @@ class Writer:
 
 
 def _delete_lists(code_ids):
-    code_ids = list(code_ids)
-    for start in range(0, len(code_ids), 500):
-        SimilarCode.objects.filter(code_id__in=code_ids[start : start + 500]).delete()
+    for chunk in _chunks(list(code_ids)):
+        SimilarCode.objects.filter(code_id__in=chunk).delete()
+        EmptySimilarList.objects.filter(code_id__in=chunk).delete()
+
+
+def _mark_empty(code_ids):
+    """Remembers codes computed with nothing similar: ``--missing`` skips them."""
+    EmptySimilarList.objects.bulk_create(
+        [EmptySimilarList(code_id=code_id) for code_id in sorted(code_ids)],
+        batch_size=500,
+    )
 
 
 @dataclass
@@ -1073,27 +1310,38 @@ class Rebuilt:
 def rebuild(systems=None, progress=None, missing_only=False) -> Rebuilt:
     """
     Recompute and store the lists of every code (of ``systems``, if given); with
-    ``missing_only``, only of the codes that have no stored list yet.
+    ``missing_only``, only of the codes that have no stored list yet and were never
+    computed empty.
+
+    A full rebuild follows a bulk import or repairs what bypassed the change queue, so
+    it also tells every process to load its cached corpus again.
     """
     if missing_only:
-        unlisted = Code.objects.exclude(id__in=SimilarCode.objects.values("code_id"))
+        unlisted = Code.objects.exclude(
+            id__in=SimilarCode.objects.values("code_id")
+        ).exclude(id__in=EmptySimilarList.objects.values("code_id"))
         if systems:
             unlisted = unlisted.filter(system__in=systems)
         if not unlisted.exists():
             return Rebuilt(0, 0)  # quick: the corpus is not even read
+    else:
+        record_change(everything=True)
     corpus = Corpus.load()
     systems = [s for s in (systems or corpus.ids) if s in corpus.ids]
     targets = [code_id for system in systems for code_id in corpus.ids[system]]
     with transaction.atomic():
         if missing_only:
             listed = set(SimilarCode.objects.values_list("code_id", flat=True))
+            listed.update(EmptySimilarList.objects.values_list("code_id", flat=True))
             targets = [code_id for code_id in targets if code_id not in listed]
         elif set(systems) >= set(corpus.ids):
             # Every list goes: one plain DELETE, which SQLite empties in one step
             # instead of row by row through the join on the code's system.
             SimilarCode.objects.all().delete()
+            EmptySimilarList.objects.all().delete()
         else:
             SimilarCode.objects.filter(code__system__in=systems).delete()
+            EmptySimilarList.objects.filter(code__system__in=systems).delete()
         with Writer(stream=True) as writer:
             if len(targets) > FEW:
                 compute_all(corpus, targets, writer, progress)
@@ -1102,6 +1350,7 @@ def rebuild(systems=None, progress=None, missing_only=False) -> Rebuilt:
                     writer.add(code_id, compute(corpus, code_id))
                     if progress is not None:
                         progress(done, len(targets))
+        _mark_empty(set(targets) - writer.listed)
     return Rebuilt(len(targets), writer.written)
 
 
@@ -1110,15 +1359,25 @@ def refresh(code_ids=(), policy_ids=()) -> int:
     Recompute the lists of the given codes, the codes of the given policies, the codes
     whose lists name any of them, and the codes their new lists name (similarity runs
     both ways, so those lists may now want them). Returns the number of codes redone.
+
+    Reads the cached corpus (see "The cached corpus" below), brought up to date with
+    these changes and with those other processes recorded.
     """
-    corpus = Corpus.load()
+    code_ids, policy_ids = set(code_ids), set(policy_ids)
+    with _cached.lock:
+        change = record_change(code_ids, policy_ids)
+        try:
+            corpus = _current(change)
+            return _refresh_lists(corpus, code_ids, policy_ids)
+        except BaseException:
+            _cached.corpus = None  # it may be half updated: the next refresh reloads
+            raise
+
+
+def _refresh_lists(corpus, code_ids, policy_ids) -> int:
     wanted = {code_id for code_id in code_ids if code_id in corpus.codes}
     wanted |= policy_members(corpus, policy_ids)
-    wanted |= set(
-        SimilarCode.objects.filter(similar_id__in=wanted).values_list(
-            "code_id", flat=True
-        )
-    )
+    wanted |= set(listers(wanted))
     lists = {code_id: compute(corpus, code_id) for code_id in wanted}
     for entries in list(lists.values()):
         for entry in entries:
@@ -1130,7 +1389,104 @@ def refresh(code_ids=(), policy_ids=()) -> int:
         for code_id, entries in lists.items():
             writer.add(code_id, entries)
         writer.flush()
+        _mark_empty(lists.keys() - writer.listed)
     return len(lists)
+
+
+# --- The cached corpus -----------------------------------------------------------
+#
+# A refresh after a save reads the corpus kept in this process rather than loading
+# it again (a second or two on the full ICD-10-CM set), and brings it up to date
+# first by re-reading only the rows that changed:
+#
+# - each refresh records what it was given in a ``ContentChange`` row, before it
+#   reads anything;
+# - a process applies every row it has not applied yet, its own and other
+#   processes' (gunicorn workers, import commands): it re-reads those codes, their
+#   write-ups and add-on links, and those policies' code tables (``Corpus.update``);
+# - a row that says "everything" (a full rebuild, which a bulk import runs), more
+#   than REFRESH_LIMIT codes to re-read, or a missing anchor (the oldest row the
+#   process remembers is gone: pruned after LOG_KEEP, rolled back, another
+#   database) makes it load the whole corpus again.
+#
+# The updated corpus is the one ``Corpus.load`` would give (tests/
+# test_similar_refresh.py compares them), word weights included: a word's IDF is
+# recomputed when its document frequency changes, and every IDF when the number of
+# codes does, so a refreshed list is the list a full recompute gives. What is not
+# recomputed are lists the refresh does not touch (as before the cache): their
+# text scores keep the old weights of the words that changed until a rebuild.
+#
+# A change that bypasses the change queue (an ``update()`` in a shell, an add-on
+# link changed without saving the code, a section renamed) is not recorded: a
+# process learns it at its next full load, and ``rebuild_similar_codes`` (which
+# records "everything") makes every process load again.
+
+LOG_WINDOW = 50
+"""Rows a process remembers having applied: rows committed out of id order land
+among them, and the oldest is the anchor checked at each refresh."""
+LOG_KEEP = timedelta(days=1)
+"""Older change rows are pruned; a process idle that long loads everything again."""
+PRUNE_EVERY = 200
+
+
+class _Cached:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.corpus = None
+        self.window = []  # (id, nonce) of the last change rows applied, by id
+
+
+_cached = _Cached()
+
+
+def record_change(codes=(), policies=(), everything=False) -> ContentChange:
+    """Records a change for every process's cached corpus; prunes now and then."""
+    change = ContentChange.objects.create(
+        nonce=secrets.token_hex(8),
+        codes=sorted(codes),
+        policies=sorted(policies),
+        everything=everything,
+    )
+    if change.id % PRUNE_EVERY == 0:
+        ContentChange.objects.filter(created_at__lt=timezone.now() - LOG_KEEP).delete()
+    return change
+
+
+def forget() -> None:
+    """Drops this process's cached corpus: the next refresh loads it again."""
+    with _cached.lock:
+        _cached.corpus = None
+        _cached.window = []
+
+
+def _current(change) -> Corpus:
+    """The cached corpus, brought up to date: one query when nobody else wrote."""
+    corpus = _cached.corpus
+    if corpus is not None and _cached.window:
+        anchor = _cached.window[0]
+        rows = list(
+            ContentChange.objects.filter(id__gte=anchor[0])
+            .order_by("id")
+            .values_list("id", "nonce", "codes", "policies", "everything")
+        )
+        applied = dict(_cached.window)
+        new = [row for row in rows if row[0] not in applied]
+        code_ids = {code_id for row in new for code_id in row[2]}
+        policy_ids = {policy_id for row in new for policy_id in row[3]}
+        if (
+            rows
+            and (rows[0][0], rows[0][1]) == anchor
+            and not any(row[4] for row in new)
+            and len(code_ids) <= REFRESH_LIMIT
+        ):
+            corpus.update(code_ids, policy_ids)
+            seen = sorted([*_cached.window, *((row[0], row[1]) for row in new)])
+            _cached.window = seen[-LOG_WINDOW:]
+            return corpus
+    _cached.corpus = None
+    corpus = Corpus.load()
+    _cached.corpus, _cached.window = corpus, [(change.id, change.nonce)]
+    return corpus
 
 
 def policy_members(corpus, policy_ids) -> set[int]:
@@ -1185,11 +1541,12 @@ def grouped(entries) -> list[tuple[str, list]]:
 
 def listers(code_ids) -> list[int]:
     """Codes whose stored list names any of ``code_ids``."""
-    return list(
-        SimilarCode.objects.filter(similar_id__in=code_ids).values_list(
-            "code_id", flat=True
-        )
-    )
+    found = []
+    for chunk in _chunks(list(code_ids)):
+        # Unordered: the model's ordering would join the codes table.
+        rows = SimilarCode.objects.filter(similar_id__in=chunk).order_by()
+        found += rows.values_list("code_id", flat=True)
+    return found
 
 
 def reached_by_row(row) -> list[int]:
