@@ -15,6 +15,8 @@ from ninja.errors import ValidationError
 
 from carecodes.errors import NotFound
 from carecodes.markdown import render_markdown
+from index import search as search_engine
+from index import similar
 from policies.models import Coverage, Payer, Policy, PolicyCode, PolicyStatus
 from procedures import codes
 from procedures.models import Code, Procedure
@@ -24,9 +26,9 @@ from . import schemas
 from .base import MAX_PAGE, Error, PageQuery, page_of
 
 NAMESPACE = "api-v1"
-SystemSlug = Literal["cpt", "hcpcs", "icd-10-cm", "icd-10-pcs"]
-SEARCH_KINDS = Literal["code", "write-up", "policy"]
-MAX_QUERY_LENGTH = 200
+SystemSlug = Literal[tuple(system.value for system in codes.System)]
+SearchKind = Literal[search_engine.KINDS]
+MAX_QUERY_LENGTH = search_engine.MAX_QUERY_LENGTH
 MIN_SUGGEST_LENGTH = 2
 MAX_SEARCH_PAGE_SIZE = 50
 MAX_SUGGESTIONS = 20
@@ -36,24 +38,6 @@ router = Router()
 
 NOT_FOUND = {404: Error}
 CODE_FIELDS = ("system", "code", "descriptor")
-
-
-def search_interface():
-    """The search module, wherever it lives (it moves from carecodes to index)."""
-    try:
-        from index import search
-    except ImportError:
-        from carecodes import search
-    return search
-
-
-def stored_similar(code):
-    """A code's stored similar-codes list, best first (one query)."""
-    try:
-        from index.similar import stored_for
-    except ImportError:
-        from procedures.similar import stored_for
-    return stored_for(code)
 
 
 def api_url(request, name: str, **kwargs) -> str:
@@ -308,7 +292,7 @@ def code_similar(request, system: str, code: str, paging: Query[PageQuery]):
             ],
         }
 
-    return page_of(request, list(stored_similar(found)), paging, build)
+    return page_of(request, list(similar.stored_for(found)), paging, build)
 
 
 # Write-ups.
@@ -536,7 +520,7 @@ class SearchQuery(Schema):
         description="Words, codes, code prefixes or ranges (E11, 97010-97799).",
     )
     system: SystemSlug | None = None
-    kind: SEARCH_KINDS | None = None
+    kind: SearchKind | None = None
     payer: str | None = Field(
         None, max_length=80, pattern=SLUG_PATTERN, description="A payer's slug."
     )
@@ -556,13 +540,12 @@ def search(request, params: Query[SearchQuery]):
     Codes, write-ups and policies matching the query, as the site's search page
     finds them: codes named exactly first, then text matches with snippets.
     """
-    engine = search_interface()
     if params.payer:
         payer_or_invalid(params.payer)
-    filters = engine.Filters(
+    filters = search_engine.Filters(
         system=params.system or "", kind=params.kind or "", payer=params.payer or ""
     )
-    results = engine.search(params.q, filters, params.page, params.page_size)
+    results = search_engine.search(params.q, filters, params.page, params.page_size)
     return {
         "query": results.query,
         "total": results.total,
@@ -612,7 +595,7 @@ def suggest(request, params: Query[SuggestQuery]):
     query = " ".join(params.q.split())
     found = []
     if len(query) >= MIN_SUGGEST_LENGTH:
-        found = search_interface().suggest(query, params.limit)[: params.limit]
+        found = search_engine.suggest(query, params.limit)[: params.limit]
     return {
         "query": query,
         "suggestions": [
