@@ -43,7 +43,7 @@ NEW_WORD = "kettlebell"
 @pytest.fixture
 def loaded():
     """The sample documents, imported by their command: every callback runs."""
-    call_command("load_sample_data", verbosity=0)
+    call_command("load_sample_data", verbosity=0, seeds_only=True)
 
 
 def staff(django_user_model, name, permissions):

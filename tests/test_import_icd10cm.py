@@ -168,7 +168,7 @@ def test_loading_the_sample_data_after_the_import_changes_nothing(sample_data):
     import_slice(verbosity=0)
     before = list(Code.objects.order_by("pk").values_list())
     out = StringIO()
-    call_command("load_sample_data", stdout=out)
+    call_command("load_sample_data", stdout=out, seeds_only=True)
     assert "0 rows created, 0 updated" in out.getvalue()
     assert list(Code.objects.order_by("pk").values_list()) == before
 

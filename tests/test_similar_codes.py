@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def stored(db, django_capture_on_commit_callbacks):
     """The sample data, its similar codes worked out as the load commits."""
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("load_sample_data", verbosity=0)
+        call_command("load_sample_data", verbosity=0, seeds_only=True)
 
 
 def listed(code, system=None):
