@@ -441,6 +441,25 @@ def test_a_publishers_save_in_the_admin_records_a_version(
     assert policy.versions.count() == 3
 
 
+def test_changing_a_code_groups_coverage_in_the_admin_records_a_version(
+    client, revised, django_user_model
+):
+    client.force_login(staff(django_user_model, "pia", "Publisher"))
+    policy = Policy.objects.get()
+    group = policy.code_groups.get(system="hcpcs")
+    address = f"/admin/policies/policycodegroup/{group.pk}/change/"
+    values = form_data(client.get(address))
+    values["coverage"] = "covered"
+    response = client.post(address, values)
+    assert response.status_code == 302, messages(response)
+    latest = policy.versions.order_by("-number").first()
+    assert latest.number == 3
+    lines = compare(policy.versions.get(number=2).content, latest.content).lines()
+    assert lines == ["S9117 moved from Not covered to Covered."]
+    tree = page(client.get("/codes/hcpcs/S9117/"))
+    assert "version 3: was Not covered" in status_cell(tree)[0]
+
+
 def test_an_authors_edit_waiting_in_the_revision_records_no_version(
     client, revised, django_user_model
 ):
