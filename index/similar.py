@@ -63,9 +63,14 @@ Scale
     each code by itself (:func:`compute`) would: the full ICD-10-CM set (about 98,000
     codes, two million rows) in well under a minute (``bench/similar.py``). Each
     candidate is ranked on numbers alone; only the entries kept get their reasons
-    written out. A refresh after a save scores its few codes one by one, but reads the
-    same corpus (a few seconds on the full set), so a bulk import larger than
-    ``REFRESH_LIMIT`` codes rebuilds every list once it commits instead.
+    written out. A refresh after a save scores its few codes one by one on a corpus
+    kept in the process and updated from the rows that changed ("The cached corpus"
+    below), so it reads a few rows instead of the whole corpus; a bulk import larger
+    than ``REFRESH_LIMIT`` codes rebuilds every list once it commits instead.
+
+Codes with nothing similar
+    A code whose list came out empty gets an ``EmptySimilarList`` row, so that
+    ``rebuild_similar_codes --missing`` tells it from a code never computed.
 """
 
 from __future__ import annotations
@@ -129,6 +134,8 @@ POLICY_WINDOW = 60
 # propose thousands); every candidate's wording is still compared.
 TEXT_DF_CAP = 60
 TEXT_SEED_TERMS = 4
+VECTOR_CACHE = 20_000
+"""Word vectors a text model keeps (a cached corpus lives as long as its process)."""
 REFRESH_LIMIT = 2_000
 """Bulk saves of more codes than this rebuild every list instead of refreshing."""
 
@@ -252,6 +259,8 @@ class Corpus:
     bag_of: dict[int, list[tuple[int, int]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    # ("group" or "policy", id) -> its index in ``bags``
+    bag_index: dict[tuple[str, int], int] = field(default_factory=dict)
     # policy id -> (name, its published rows in order), from ``read_policies``
     policy_rows: dict[int, tuple[str, list[tuple]]] = field(default_factory=dict)
     text: TextModel | None = None
@@ -338,12 +347,22 @@ class Corpus:
                         groups[group_id] = mode
                     for bag in (("group", group_id), ("policy", policy_id)):
                         bags[bag].append(code_id)
-        for members in bags.values():
+        self.bag_index = {}
+        for bag, members in bags.items():
             unique = sorted(set(members), key=self.order)
-            index = len(self.bags)
+            index = self.bag_index[bag] = len(self.bags)
             self.bags.append(unique)
             for position, code_id in enumerate(unique):
                 self.bag_of[code_id].append((index, position))
+
+    def members(self, policy_ids) -> set[int]:
+        """Codes the published policies list, or name through a range small enough."""
+        found = set()
+        for policy_id in policy_ids:
+            index = self.bag_index.get(("policy", policy_id))
+            if index is not None:
+                found.update(self.bags[index])
+        return found
 
     def _spanned(self, system, key) -> bool:
         """Whether a policy row of the corpus reaches ``key`` (or would, if a code)."""
@@ -546,13 +565,35 @@ class TextModel:
                     code_id for code_id, counts in self.counts.items() if word in counts
                 ]
         touched = [word for word in touched if word in self.frequency]
-        # The weight of every word depends on the number of texts.
-        self._weigh(self.frequency if len(self.counts) != before else touched)
-        self._vectors.clear()
+        if len(self.counts) != before:
+            # The weight of every word depends on the number of texts.
+            self._weigh(self.frequency)
+            self._vectors.clear()
+            return
+        self._weigh(touched)
+        # The vectors holding a reweighed word go: a rare word's holders are known,
+        # a common one's are looked for among the few vectors kept.
+        stale = set(changed)
+        common = []
+        for word in touched:
+            if word in self.postings:
+                stale.update(self.postings[word])
+            else:
+                common.append(word)
+        if common:
+            stale.update(
+                code_id
+                for code_id, vector in self._vectors.items()
+                if any(word in vector for word in common)
+            )
+        for code_id in stale:
+            self._vectors.pop(code_id, None)
 
     def vector(self, code_id: int) -> dict[str, float]:
         vector = self._vectors.get(code_id)
         if vector is None:
+            if len(self._vectors) >= VECTOR_CACHE:
+                self._vectors.clear()  # a long-lived process keeps only so many
             counter = self.counts.get(code_id, {})
             raw = {w: (1 + math.log(n)) * self.idf[w] for w, n in counter.items()}
             norm = math.sqrt(sum(value * value for value in raw.values())) or 1.0
@@ -1356,9 +1397,13 @@ def rebuild(systems=None, progress=None, missing_only=False) -> Rebuilt:
 
 def refresh(code_ids=(), policy_ids=()) -> int:
     """
-    Recompute the lists of the given codes, the codes of the given policies, the codes
-    whose lists name any of them, and the codes their new lists name (similarity runs
-    both ways, so those lists may now want them). Returns the number of codes redone.
+    Recompute the lists a change may have changed; returns the number of codes redone.
+
+    For changed codes: their lists, the lists that name them, and the lists of the
+    codes their new lists name (similarity runs both ways, so those lists may now
+    want them). For changed policies: the lists of the codes they name, before and
+    after the change; no other list has a policy signal from them (but see
+    ``RANGE_LISTING_CAP``).
 
     Reads the cached corpus (see "The cached corpus" below), brought up to date with
     these changes and with those other processes recorded.
@@ -1367,20 +1412,26 @@ def refresh(code_ids=(), policy_ids=()) -> int:
     with _cached.lock:
         change = record_change(code_ids, policy_ids)
         try:
+            members = None
+            if _cached.corpus is not None:
+                members = _cached.corpus.members(policy_ids)
             corpus = _current(change)
-            return _refresh_lists(corpus, code_ids, policy_ids)
+            if members is None:  # what they named before is not known
+                members = policy_members(corpus, policy_ids)
+            members |= corpus.members(policy_ids)
+            return _refresh_lists(corpus, code_ids, members)
         except BaseException:
             _cached.corpus = None  # it may be half updated: the next refresh reloads
             raise
 
 
-def _refresh_lists(corpus, code_ids, policy_ids) -> int:
-    wanted = {code_id for code_id in code_ids if code_id in corpus.codes}
-    wanted |= policy_members(corpus, policy_ids)
-    wanted |= set(listers(wanted))
-    lists = {code_id: compute(corpus, code_id) for code_id in wanted}
-    for entries in list(lists.values()):
-        for entry in entries:
+def _refresh_lists(corpus, code_ids, members) -> int:
+    changed = {code_id for code_id in code_ids if code_id in corpus.codes}
+    wanted = changed | set(listers(changed))
+    wanted |= {code_id for code_id in members if code_id in corpus.codes}
+    lists = {code_id: compute(corpus, code_id) for code_id in sorted(wanted)}
+    for code_id in sorted(changed):
+        for entry in lists[code_id]:
             if entry.similar_id not in lists:
                 lists[entry.similar_id] = compute(corpus, entry.similar_id)
     with transaction.atomic():

@@ -3,9 +3,10 @@ Recompute every code's stored similar-codes list (see index.similar).
 
 A bulk import of more than ``similar.REFRESH_LIMIT`` codes already rebuilds every
 list once it commits; run this on a database whose lists predate that, or after a
-change made outside the app. ``--missing`` does only the codes without a list, and is
-quick when there are none (``make run`` runs it). Running it twice stores the same
-lists.
+change made outside the app. ``--missing`` does only the codes never computed (no
+list, and not remembered as computed empty), and asks one query when there are none
+(``make run`` runs it). Running it twice stores the same lists. A full rebuild also
+makes every process reload its cached corpus at its next refresh.
 """
 
 import time
@@ -31,8 +32,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--missing",
             action="store_true",
-            help="Only codes without a stored list, such as codes a bulk import "
-            "just added; quick when there are none.",
+            help="Only codes never computed, such as codes a bulk import just "
+            "added; quick when there are none.",
         )
 
     def handle(self, *args, systems=None, missing=False, verbosity=1, **options):
