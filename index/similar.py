@@ -135,7 +135,7 @@ POLICY_WINDOW = 60
 TEXT_DF_CAP = 60
 TEXT_SEED_TERMS = 4
 VECTOR_CACHE = 20_000
-"""Word vectors a text model keeps (a cached corpus lives as long as its process)."""
+"""Word vectors the cached corpus keeps (it lives as long as its process)."""
 REFRESH_LIMIT = 2_000
 """Bulk saves of more codes than this rebuild every list instead of refreshing."""
 
@@ -515,6 +515,8 @@ class TextModel:
                 if self.frequency[word] <= TEXT_DF_CAP:
                     self.postings[word].append(code_id)
         self._vectors = {}
+        # None while a rebuild runs (it wants every vector); VECTOR_CACHE once cached.
+        self.vector_limit = None
 
     def _weigh(self, words):
         total = max(len(self.counts), 1)
@@ -592,7 +594,7 @@ class TextModel:
     def vector(self, code_id: int) -> dict[str, float]:
         vector = self._vectors.get(code_id)
         if vector is None:
-            if len(self._vectors) >= VECTOR_CACHE:
+            if self.vector_limit and len(self._vectors) >= self.vector_limit:
                 self._vectors.clear()  # a long-lived process keeps only so many
             counter = self.counts.get(code_id, {})
             raw = {w: (1 + math.log(n)) * self.idf[w] for w, n in counter.items()}
@@ -1536,6 +1538,7 @@ def _current(change) -> Corpus:
             return corpus
     _cached.corpus = None
     corpus = Corpus.load()
+    corpus.text.vector_limit = VECTOR_CACHE
     _cached.corpus, _cached.window = corpus, [(change.id, change.nonce)]
     return corpus
 
