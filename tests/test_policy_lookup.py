@@ -105,10 +105,11 @@ def test_key_columns_compare_byte_by_byte(db):
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT sql FROM sqlite_master WHERE name IN "
-                "('policies_policycode', 'procedures_code', 'procedures_codesection')"
+                "('policies_policycode', 'policies_policycodechange', "
+                "'procedures_code', 'procedures_codesection')"
             )
             tables = [sql for (sql,) in cursor.fetchall()]
-        assert len(tables) == 3
+        assert len(tables) == 4
         assert not any("COLLATE" in sql.upper() for sql in tables)
         return
     with connection.cursor() as cursor:
@@ -122,6 +123,9 @@ def test_key_columns_compare_byte_by_byte(db):
     assert rows == [
         ("policies_policycode", "end_key", "C"),
         ("policies_policycode", "start_key", "C"),
+        # The ranges each policy version changed (policies.versions).
+        ("policies_policycodechange", "end_key", "C"),
+        ("policies_policycodechange", "start_key", "C"),
         ("procedures_code", "sort_key", "C"),
         ("procedures_codesection", "end_key", "C"),
         ("procedures_codesection", "start_key", "C"),
