@@ -258,9 +258,9 @@ class PolicyCodeQuerySet(models.QuerySet):
             (system, code): codes.sort_key(codes.System(system), code)
             for system, code in pairs
         }
-        found = {pair: {} for pair in keyed}
         if not keyed:
             return {}
+        found = {pair: {} for pair in keyed}
         condition = models.Q()
         for (system, _code), key in keyed.items():
             condition |= models.Q(system=system, start_key__lte=key, end_key__gte=key)

@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from index import changes, similar
-from index.search import indexing
+from index.search import indexing, search
 from policies.models import Policy, PolicyCode
 from policies.signals import policy_content_changed
 from procedures.models import Code, Procedure
@@ -22,12 +22,12 @@ def calls(monkeypatch):
     """What each refresh was asked to do, the real work done all the same."""
     seen = {"codes": [], "policies": [], "similar": []}
 
-    def spy(name, function, key):
-        def wrapper(*args, **kwargs):
-            seen[key].append(tuple(sorted(set(arg) for arg in args if arg)[:1]))
-            return function(*args, **kwargs)
+    def spy(module, function, key):
+        def wrapper(ids, *args, **kwargs):
+            seen[key].append((set(ids),))
+            return function(ids, *args, **kwargs)
 
-        monkeypatch.setattr(name, function.__name__, wrapper)
+        monkeypatch.setattr(module, function.__name__, wrapper)
 
     spy(indexing, indexing.reindex_codes, "codes")
     spy(indexing, indexing.reindex_policies, "policies")
@@ -53,6 +53,8 @@ def test_a_code_changed_by_every_path_in_one_transaction_is_refreshed_once(
     assert calls["codes"] == [({code.pk},)]
     assert calls["policies"] == [({policy.pk},)]
     assert len(calls["similar"]) == 1
+    # What a visitor sees: the code is found by a word only its edit added.
+    assert "97546" in [hit.code for hit in search("edited").hits]
 
 
 def test_nothing_is_refreshed_before_the_commit(
