@@ -52,9 +52,10 @@ def code_coverage(request, system, code):
     ]
     label = f"{code.get_system_display()} {code.code}"
     payers = {mention.policy.payer_id for mention in mentions}
-    reviewed = [
-        m.policy.last_reviewed_on for m in mentions if m.policy.last_reviewed_on
-    ]
+    latest_review = max(
+        (m.policy.last_reviewed_on for m in mentions if m.policy.last_reviewed_on),
+        default=None,
+    )
     return render(
         request,
         "procedures/code_coverage.html",
@@ -63,12 +64,12 @@ def code_coverage(request, system, code):
             "mentions": mentions,
             "statuses": by_status(mentions),
             "payer_count": len(payers),
-            "latest_review": max(reviewed, default=None),
+            "latest_review": latest_review,
             "crumbs": crumbs,
             "shows_cpt": code.system == codes.System.CPT,
             "og_title": f"{label}: coverage across payers",
             "description": coverage_description(code, label, mentions, len(payers)),
-            "json_ld": json_ld(request, code, label, path, crumbs, reviewed),
+            "json_ld": json_ld(request, code, label, path, crumbs, latest_review),
         },
     )
 
@@ -86,7 +87,7 @@ def coverage_description(code, label, mentions, payer_count) -> str:
     )
 
 
-def json_ld(request, code, label, path, crumbs, reviewed) -> dict:
+def json_ld(request, code, label, path, crumbs, latest_review) -> dict:
     url = seo.canonical_url(request, path)
     page = {
         "@context": "https://schema.org",
@@ -99,6 +100,6 @@ def json_ld(request, code, label, path, crumbs, reviewed) -> dict:
         "about": seo.medical_code(code),
         "breadcrumb": seo.breadcrumb_list(request, crumbs),
     }
-    if reviewed:
-        page["lastReviewed"] = max(reviewed).isoformat()
+    if latest_review:
+        page["lastReviewed"] = latest_review.isoformat()
     return page
