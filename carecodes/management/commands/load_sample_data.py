@@ -20,13 +20,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.utils.text import slugify
 
 from carecodes.importing import CREATED, UPDATED, ImportResult
 from carecodes.importing import sync as sync_row
 from policies.generic import parse_generic_policy
 from policies.importing import import_policy, link_related
-from policies.models import Policy
 from policies.parsing import parse_policy
 from procedures import codes
 from procedures.importing import import_procedure
@@ -180,11 +178,9 @@ class Command(BaseCommand):
             # The documents go through the importers that import_policy,
             # import_procedure and the admin use, so the sample is what they make.
             results = [import_policy(parsed) for parsed in policies]
-            for parsed in policies:
-                policy = Policy.objects.get(
-                    payer__slug=slugify(parsed.payer_name), number=parsed.number
-                )
-                link_related(policy, parsed.related_policies)
+            # Once every policy exists, as the samples may name each other.
+            for parsed, result in zip(policies, results, strict=True):
+                link_related(result.instance, parsed.related_policies)
             results += [
                 import_procedure(parsed, descriptor_source=WRITEUP_SOURCE, publish=True)
                 for parsed in writeups
