@@ -17,7 +17,7 @@ from carecodes.errors import NotFound
 from carecodes.markdown import render_markdown
 from index import search as search_engine
 from index import similar
-from policies.models import Coverage, Payer, Policy, PolicyCode, PolicyStatus
+from policies.models import Payer, Policy, PolicyCode, PolicyStatus
 from procedures import codes
 from procedures.models import Code, Procedure
 from procedures.views import resolve_code
@@ -59,7 +59,7 @@ def invalid(location: str, message: str) -> ValidationError:
 def code_ref(request, code) -> dict:
     return {
         "system": code.system,
-        "system_label": codes.SYSTEM_LABELS[codes.System(code.system)],
+        "system_label": code.get_system_display(),
         "code": code.code,
         "descriptor": code.descriptor,
         "url": site_url(request, code.get_absolute_url()),
@@ -109,8 +109,13 @@ def code_row(row) -> dict:
     }
 
 
-def coverage_label(value: str) -> str:
-    return Coverage(value).label if value in Coverage.values else value
+def group_coverage(group) -> dict:
+    """The heading of a policy's code group and the coverage it gives its codes."""
+    return {
+        "heading": group.heading,
+        "coverage": group.coverage,
+        "coverage_label": group.get_coverage_display(),
+    }
 
 
 def writeup_summary(request, procedure) -> dict:
@@ -254,12 +259,9 @@ def code_policies(request, system: str, code: str, paging: Query[PageQuery]):
     found = find_code(system, code)
 
     def build(mention):
-        group = mention.row.group
         return {
             "policy": policy_ref(request, mention.policy),
-            "heading": group.heading,
-            "coverage": group.coverage,
-            "coverage_label": coverage_label(group.coverage),
+            **group_coverage(mention.group),
             "listed": mention.listed,
             "row": code_row(mention.row),
         }
@@ -454,9 +456,7 @@ def policy_detail(request, payer: str, number: str):
         "sections": markdown_sections(policy),
         "code_groups": [
             {
-                "heading": group.heading,
-                "coverage": group.coverage,
-                "coverage_label": coverage_label(group.coverage),
+                **group_coverage(group),
                 "system": group.system,
                 "codes": [code_row(row) for row in group.codes.all()],
             }
