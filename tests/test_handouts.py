@@ -15,25 +15,12 @@ from pypdf import PdfReader
 from procedures import handouts
 from procedures.models import Code, CodeSystem, Procedure, PublicationStatus
 
+from .test_code_page import SEED_SECTION_HEADINGS as SECTION_HEADINGS
+
 pytestmark = pytest.mark.django_db
 
 HANDOUT = "/codes/cpt/97546/handout.pdf"
 TITLE = "Work Hardening/Conditioning; Each Additional Hour"
-SECTION_HEADINGS = [
-    "Summary",
-    "Purpose",
-    "Indications",
-    "Preparation",
-    "Procedure description",
-    "Duration",
-    "Setting",
-    "Personnel",
-    "Risks and complications",
-    "Benefits",
-    "Recovery",
-    "Alternatives",
-    "Patient experience",
-]
 
 
 def pdf_text(data: bytes) -> str:
@@ -144,6 +131,7 @@ def test_the_handout_costs_one_query(
     with django_assert_num_queries(1):
         response = client.get(HANDOUT)
     assert response.status_code == 200
+    assert TITLE in pdf_text(response.content)
 
 
 def test_an_address_variant_redirects_to_the_canonical_handout(
@@ -182,8 +170,14 @@ def test_a_draft_write_up_has_no_handout(client, sample_data):
 
 
 def test_an_unknown_code_or_system_gets_a_404_page(client, sample_data):
-    assert client.get("/codes/cpt/12/handout.pdf").status_code == 404
-    assert client.get("/codes/snomed/97546/handout.pdf").status_code == 404
+    for address, message in [
+        ("/codes/cpt/12/handout.pdf", "“12” is not a CPT code"),
+        ("/codes/snomed/97546/handout.pdf", "“snomed” is not a code system"),
+        ("/codes/cpt/97547/handout.pdf", "not on this site yet"),
+    ]:
+        response = client.get(address)
+        assert response.status_code == 404
+        assert message in html.fromstring(response.content).text_content(), address
 
 
 def test_a_handout_only_answers_reads(client, sample_data):
@@ -215,7 +209,9 @@ def test_a_missing_stylesheet_gives_the_503_page_not_a_server_error(
     monkeypatch.setattr(handouts.finders, "find", lambda name: None)
     handouts.stylesheet.cache_clear()
     try:
-        assert client.get(HANDOUT).status_code == 503
+        response = client.get(HANDOUT)
+        assert response.status_code == 503
+        assert "could not be made" in html.fromstring(response.content).text_content()
     finally:
         handouts.stylesheet.cache_clear()
 
