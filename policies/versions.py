@@ -172,12 +172,14 @@ def record_version(
         digest=digest,
         note=note[:200],
     )
-    lines = ["First version recorded on this site."]
-    if latest is not None:
-        comparison = compare(latest.content, content)
-        range_effects(comparison.ranges)
-        lines = comparison.lines()
     if result is not None:
+        # Only an import's summary names the changes: an admin save records the
+        # version without comparing it (the pages compare when asked).
+        lines = ["First version recorded on this site."]
+        if latest is not None:
+            comparison = compare(latest.content, content)
+            range_effects(comparison.ranges)
+            lines = comparison.lines()
         label = f"Version {version.number} of {policy.payer} {policy.number}"
         result.changes.append(Change(label, CREATED, after=lines))
         result.notes += [
