@@ -39,7 +39,7 @@ from django.utils.safestring import SafeString, mark_safe
 from index import search as search_engine
 from policies.models import Policy, PolicyCode
 from procedures import codes
-from procedures.models import Code, Procedure, PublicationStatus
+from procedures.models import Code, Procedure
 from procedures.views import official_notes
 
 from .markdown import render_markdown
@@ -324,29 +324,25 @@ def entries_for_code(request, asked: KnowledgeRequest) -> list[Entry]:
         )
     }
     found = rows.get(code)
-    writeup = written_for = None
+    written = []
     for candidate in chain:
         procedure = getattr(rows.get(candidate), "procedure", None)
-        if procedure is not None and procedure.status == PublicationStatus.PUBLISHED:
-            writeup, written_for = procedure, rows[candidate]
+        if procedure is not None and procedure.is_published:
+            written = [writeup_entry(request, asked, procedure, rows[candidate])]
             break
-    # An unsaved Code serves mentions_of for a code the site has no row for.
-    mentions = PolicyCode.objects.mentions_of(
-        found or Code(system=system, code=code, sort_key=codes.sort_key(system, code))
-    )
-    policies = [policy_entry(request, asked, mention) for mention in mentions]
-    if writeup is not None:
-        written = writeup_entry(request, asked, writeup, written_for)
+    # mentions_of reads only the system and the code: an unsaved Code serves for a
+    # code the site has no row for.
+    mentions = PolicyCode.objects.mentions_of(found or Code(system=system, code=code))
+    # Only MAX_ENTRIES are kept: render no more policy summaries than that.
+    policies = [
+        policy_entry(request, asked, mention) for mention in mentions[:MAX_ENTRIES]
+    ]
     if asked.recipient == PROVIDER:
-        entries = [code_entry(request, asked, found, mentions)] if found else []
-        entries += policies
-        if writeup is not None:
-            entries.append(written)
-        return entries
-    entries = [written] if writeup is not None else []
-    entries += policies
+        described = [code_entry(request, asked, found, mentions)] if found else []
+        return described + policies + written
+    entries = written + policies
     if not entries and found is not None:
-        entries.append(code_entry(request, asked, found, mentions))
+        entries = [code_entry(request, asked, found, mentions)]
     return entries
 
 
