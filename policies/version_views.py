@@ -17,23 +17,10 @@ from procedures.views import code_page_target
 
 from . import versions as history
 from .models import Payer, Policy, PolicyVersion
-from .views import policy_crumbs, policy_not_found
+from .views import policy_crumbs, public_policy
 
 # Entries in a feed: a clinic that checks monthly sees a year of busy revisions.
 FEED_ENTRIES = 30
-
-
-def _policy(payer, number):
-    """The public policy at this address (withdrawn ones keep their history)."""
-    policy = (
-        Policy.objects.public()
-        .select_related("payer")
-        .filter(payer__slug=payer, number=number)
-        .first()
-    )
-    if policy is None:
-        raise policy_not_found(payer, number)
-    return policy
 
 
 def _listed(policy):
@@ -64,7 +51,8 @@ def version_detail(request, payer, number, version):
     moved = _lowercase_payer("policies:version", payer, number=number, version=version)
     if moved:
         return moved
-    policy = _policy(payer, number)
+    # Withdrawn policies keep their history.
+    policy = public_policy(payer, number)
     try:
         wanted = history.parse_address(version)
     except history.BadVersion as error:
@@ -128,7 +116,7 @@ def policy_changes(request, payer, number):
     moved = _lowercase_payer("policies:changes", payer, number=number)
     if moved:
         return moved
-    policy = _policy(payer, number)
+    policy = public_policy(payer, number)
     listed = _listed(policy)
     chosen = {}
     for name in ("from", "to"):
@@ -266,7 +254,7 @@ def policy_changes_feed(request, payer, number):
     moved = _lowercase_payer("policies:changes_feed", payer, number=number)
     if moved:
         return moved
-    policy = _policy(payer, number)
+    policy = public_policy(payer, number)
     versions = list(
         policy.versions.select_related("policy__payer").order_by("-number")[
             :FEED_ENTRIES

@@ -44,14 +44,7 @@ def policy_detail(request, payer, number):
         return redirect(
             "policies:policy", payer=payer.lower(), number=number, permanent=True
         )
-    policy = (
-        Policy.objects.public()
-        .select_related("payer")
-        .filter(payer__slug=payer, number=number)
-        .first()
-    )
-    if policy is None:
-        raise policy_not_found(payer, number)
+    policy = public_policy(payer, number)
     if policy.is_withdrawn:
         return policy_withdrawn(request, policy)
     return render_policy_page(request, policy)
@@ -102,6 +95,19 @@ def policy_crumbs(policy) -> list[tuple[str, str]]:
         (policy.payer.name, policy.payer.get_absolute_url()),
         (f"Policy {policy.number}", policy.get_absolute_url()),
     ]
+
+
+def public_policy(payer_slug, number):
+    """The public policy at this address (withdrawn ones too), or the site's 404."""
+    policy = (
+        Policy.objects.public()
+        .select_related("payer")
+        .filter(payer__slug=payer_slug, number=number)
+        .first()
+    )
+    if policy is None:
+        raise policy_not_found(payer_slug, number)
+    return policy
 
 
 def policy_not_found(payer_slug, number) -> NotFound:
