@@ -18,6 +18,7 @@ from carecodes.markdown import render_markdown
 from index import search as search_engine
 from index import similar
 from policies.models import Payer, Policy, PolicyCode, PolicyStatus
+from policies.views import current_replacement
 from procedures import codes
 from procedures.models import Code, Procedure
 from procedures.views import resolve_code
@@ -433,8 +434,6 @@ def policy_detail(request, payer: str, number: str):
             raise NotFound(f"“{payer}” is not a payer this site has.")
         raise NotFound(f"{known.name} has no policy {number} on this site.")
     if policy.is_withdrawn:
-        from policies.views import current_replacement
-
         replacement = current_replacement(policy)
         return Status(
             410,
