@@ -349,15 +349,7 @@ def writeup_detail(request, system: str, code: str):
         raise NotFound(f"{label} {canonical} has no published write-up on this site.")
     return {
         **writeup_summary(request, procedure),
-        "sections": [
-            {
-                "name": name,
-                "heading": heading,
-                "markdown": getattr(procedure, name),
-                "html": str(html),
-            }
-            for name, heading, html in procedure.sections()
-        ],
+        "sections": markdown_sections(procedure, procedure.sections()),
     }
 
 
@@ -396,16 +388,25 @@ def list_policies(request, paging: Query[PageQuery], filters: Query[PolicyFilter
     return page_of(request, found, paging, lambda p: policy_summary(request, p))
 
 
-def markdown_sections(obj) -> list[dict]:
+def markdown_sections(obj, sections) -> list[dict]:
+    """Each (field name, heading, HTML) of ``obj`` with the field's Markdown source."""
     return [
         {
             "name": name,
-            "heading": obj._meta.get_field(name).verbose_name.capitalize(),
+            "heading": heading,
             "markdown": getattr(obj, name),
-            "html": str(obj.html[name]),
+            "html": str(html),
         }
-        for name in obj.MARKDOWN_FIELDS
-        if getattr(obj, name).strip()
+        for name, heading, html in sections
+    ]
+
+
+def policy_sections(policy) -> list[tuple]:
+    """(field name, heading, HTML) for each Markdown field of the policy with text."""
+    return [
+        (name, policy._meta.get_field(name).verbose_name.capitalize(), html)
+        for name, html in policy.html.items()
+        if getattr(policy, name).strip()
     ]
 
 
@@ -452,7 +453,7 @@ def policy_detail(request, payer: str, number: str):
         "status": policy.status,
         "source_url": policy.source_url,
         "updated_at": policy.updated_at,
-        "sections": markdown_sections(policy),
+        "sections": markdown_sections(policy, policy_sections(policy)),
         "code_groups": [
             {
                 **group_coverage(group),
@@ -500,12 +501,9 @@ def payer_detail(request, slug: str):
         raise NotFound(f"“{slug}” is not a payer this site has.")
     return {
         **payer_summary(request, payer),
-        "description": {
-            "name": "description",
-            "heading": "Description",
-            "markdown": payer.description,
-            "html": str(render_markdown(payer.description)),
-        },
+        "description": markdown_sections(
+            payer, [("description", "Description", render_markdown(payer.description))]
+        )[0],
     }
 
 
