@@ -20,7 +20,7 @@ from openapi_spec_validator import validate
 from schemathesis import GenerationMode
 
 from carecodes.wsgi import application
-from policies.models import Policy, PolicyStatus
+from policies.models import Payer, Policy, PolicyStatus
 from procedures.models import Code, Procedure
 
 pytestmark = pytest.mark.django_db
@@ -196,6 +196,11 @@ def test_a_category_lists_the_codes_under_it(get, sample_data):
     body, _ = get("/codes/icd-10-cm/Z87.820/children", 2)
     assert body["items"] == []
     assert body["count"] == 0
+    child, _ = get("/codes/icd-10-cm/Z87.820", 3)
+    assert child["parent"]["code"] == "Z87.82"
+    assert (
+        child["parent"]["api_url"] == "http://testserver/api/v1/codes/icd-10-cm/Z87.82"
+    )
 
 
 def test_a_code_lists_the_policies_that_name_it(get, sample_data):
@@ -293,6 +298,8 @@ def test_a_policy_gives_its_code_groups_with_coverage_and_ranges(get, sample_dat
     ]
     assert any(row["display"] == "S00.00X+ - T88.9XX+" for row in ranges)
     assert body["references"]
+    assert len(body["references"]) == 12
+    assert body["references"][0].startswith("American Occupational Therapy")
 
 
 def test_a_withdrawn_policy_is_gone_with_a_410(get, sample_data):
@@ -323,9 +330,17 @@ def test_payers_are_listed_with_their_published_policies(get, sample_data):
     assert aetna["policies_api_url"] == (
         "http://testserver/api/v1/policies?payer=aetna"
     )
+    Payer.objects.filter(slug="aetna").update(
+        description="A **national** insurer.<script>alert(1)</script>"
+    )
     detail, _ = get("/payers/aetna", 1)
     assert detail["website"].startswith("https://")
     assert detail["description"]["name"] == "description"
+    assert detail["policy_count"] == 1
+    description = detail["description"]
+    assert description["markdown"].startswith("A **national** insurer.")
+    assert "<strong>national</strong>" in description["html"]
+    assert "<script" not in description["html"]
 
 
 # Search and suggestions.
