@@ -419,10 +419,6 @@ def markdown_text(text: str) -> str:
     return MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(" ".join(text.split())))
 
 
-def code_label(code) -> str:
-    return f"{codes.SYSTEM_LABELS[codes.System(code.system)]} {code.code}"
-
-
 def policy_label(policy) -> str:
     return f"{policy.payer.name} policy {policy.number}"
 
@@ -434,7 +430,7 @@ def writeup_entry(request, asked, procedure, code) -> Entry:
     if asked.code and not exact:
         note = render_markdown(
             f"No write-up explains {markdown_text(asked.label)} itself yet; this one "
-            f"is for {markdown_text(code_label(code))} "
+            f"is for {markdown_text(str(code))} "
             f"({markdown_text(code.descriptor)}), the code it belongs to."
         )
         summary = mark_safe(note + summary)
@@ -492,7 +488,7 @@ def policy_search_entry(request, policy) -> Entry:
 def code_entry(request, asked, code, mentions=None) -> Entry:
     """The clinician's view of a code: descriptor, notes, add-on rules, policies."""
     url = request.build_absolute_uri(code.get_absolute_url())
-    parts = [f"**{markdown_text(code_label(code))}**: {markdown_text(code.descriptor)}"]
+    parts = [f"**{markdown_text(str(code))}**: {markdown_text(code.descriptor)}"]
     if code.is_addon:
         primaries = ", ".join(markdown_text(c.code) for c in code.primary_codes.all())
         line = (
@@ -516,7 +512,7 @@ def code_entry(request, asked, code, mentions=None) -> Entry:
         parts.append(f"Payer policies naming it:\n\n{items}")
     exact = code.code == asked.code and code.system == asked.system
     return Entry(
-        title=f"{code_label(code)}: {code.descriptor}",
+        title=f"{code}: {code.descriptor}",
         url=url,
         id=f"{url}#code",
         updated=code.updated_at,
