@@ -35,12 +35,30 @@ PAGES = {
 }
 
 
-def test_the_nu_html_checker_finds_no_errors(client, sample_data, tmp_path):
+def nu_errors(paths) -> list[str]:
+    """The Nu HTML Checker's errors in ``paths``, as ``name:line: message``."""
     java = shutil.which("java")
     if java is None or not VNU.exists():
         pytest.fail(
             "The Nu HTML Checker needs Java and vnu.jar: run `make browser-tools`."
         )
+    checked = subprocess.run(
+        [java, "-jar", str(VNU), "--format", "json", "--errors-only", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = json.loads(checked.stderr)
+    errors = [
+        f"{Path(message['url']).stem}:{message.get('lastLine')}: {message['message']}"
+        for message in report["messages"]
+    ]
+    if checked.returncode and not errors:
+        errors.append(f"vnu.jar exited with {checked.returncode}: {checked.stderr}")
+    return errors
+
+
+def test_the_nu_html_checker_finds_no_errors(client, sample_data, tmp_path):
     Policy.objects.create(
         payer=Payer.objects.get(slug="aetna"),
         number="0001",
@@ -54,19 +72,8 @@ def test_the_nu_html_checker_finds_no_errors(client, sample_data, tmp_path):
         path = tmp_path / f"{name}.html"
         path.write_bytes(response.content)
         files.append(path)
-    checked = subprocess.run(
-        [java, "-jar", str(VNU), "--format", "json", "--errors-only", *map(str, files)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    report = json.loads(checked.stderr)
-    errors = [
-        f"{Path(message['url']).stem}:{message.get('lastLine')}: {message['message']}"
-        for message in report["messages"]
-    ]
-    assert errors == []
-    assert checked.returncode == 0
+    # Empty only when vnu.jar also exits with 0.
+    assert nu_errors(files) == []
 
 
 def test_the_checker_would_report_an_error(tmp_path):
