@@ -221,24 +221,18 @@ def _feed_response(request, *, title, link, description, versions):
     )
     for version, lines in entries:
         policy = version.policy
-        changes = reverse("policies:changes", args=[policy.payer.slug, policy.number])
-        link_to = f"{changes}?to={version.number}"
-        if version.number == 1:
-            link_to = reverse(
-                "policies:version",
-                args=[policy.payer.slug, policy.number, version.number],
+        address = version.get_absolute_url()
+        link_to = address
+        if version.number > 1:
+            changes = reverse(
+                "policies:changes", args=[policy.payer.slug, policy.number]
             )
+            link_to = f"{changes}?to={version.number}"
         feed.add_item(
             title=f"{policy.payer.name} {policy.number}, version {version.number}: "
             + lines[0],
             link=seo.canonical_url(request, link_to),
-            unique_id=seo.canonical_url(
-                request,
-                reverse(
-                    "policies:version",
-                    args=[policy.payer.slug, policy.number, version.number],
-                ),
-            ),
+            unique_id=seo.canonical_url(request, address),
             description="<ul>"
             + "".join(f"<li>{escape(line)}</li>" for line in lines)
             + "</ul>",

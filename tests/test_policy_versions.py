@@ -341,6 +341,11 @@ def test_the_policy_feed_is_valid_atom_with_the_four_changes(client, revised):
     link = newest.find("atom:link", namespaces=A).get("href")
     assert link == f"http://testserver{POLICY}changes/?to=2"
     assert entry_lines(entries[1]) == ["First version recorded on this site."]
+    # Each entry is the version's address; the first links to it, having no change.
+    ids = [entry.findtext("atom:id", namespaces=A) for entry in entries]
+    assert ids == [f"http://testserver{POLICY}versions/{n}/" for n in (2, 1)]
+    first_link = entries[1].find("atom:link", namespaces=A).get("href")
+    assert first_link == f"http://testserver{POLICY}versions/1/"
 
 
 def test_the_payer_feed_is_valid_atom(client, revised):

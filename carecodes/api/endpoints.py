@@ -18,7 +18,7 @@ from carecodes.markdown import render_markdown
 from index import search as search_engine
 from index import similar
 from policies.models import Payer, Policy, PolicyCode, PolicyStatus
-from policies.views import current_replacement
+from policies.views import current_replacement, public_policy
 from procedures import codes
 from procedures.models import Code, Procedure
 from procedures.views import resolve_code
@@ -423,17 +423,7 @@ def policy_detail(request, payer: str, number: str):
     codes and ranges), references and related policies. A policy the payer withdrew
     answers 410 with its replacement, if any.
     """
-    policy = (
-        Policy.objects.public()
-        .select_related("payer")
-        .filter(payer__slug=payer.lower(), number=number)
-        .first()
-    )
-    if policy is None:
-        known = Payer.objects.filter(slug=payer.lower()).first()
-        if known is None:
-            raise NotFound(f"“{payer}” is not a payer this site has.")
-        raise NotFound(f"{known.name} has no policy {number} on this site.")
+    policy = public_policy(payer.lower(), number)
     if policy.is_withdrawn:
         replacement = current_replacement(policy)
         return Status(
