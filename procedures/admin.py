@@ -19,6 +19,7 @@ from .models import (
     WRITEUP_SECTIONS,
     Code,
     CodeSection,
+    PcsAxisValue,
     Procedure,
     PublicationStatus,
 )
@@ -43,6 +44,24 @@ class CodeAdmin(admin.ModelAdmin):
     autocomplete_fields = ["primary_codes"]
     readonly_fields = ["section", "updated_at"]
     list_select_related = ["section"]
+
+
+@admin.register(PcsAxisValue)
+class PcsAxisValueAdmin(admin.ModelAdmin):
+    """The ICD-10-PCS tables as imported (import_icd10pcs): read-only."""
+
+    list_display = ["prefix", "position", "value", "axis", "label"]
+    list_filter = ["position", "axis"]
+    search_fields = ["prefix", "label", "definition"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class ProcedureUploadForm(DocumentUploadForm):

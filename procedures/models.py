@@ -109,6 +109,67 @@ class CodeSection(models.Model):
         return chain[::-1]
 
 
+class PcsAxisValueQuerySet(models.QuerySet):
+    def for_code(self, code: str) -> list["PcsAxisValue"]:
+        """The seven axis values of an ICD-10-PCS code, in position order (one query).
+
+        A value missing from the tables is left out, so a malformed or unknown code
+        gives fewer than seven.
+        """
+        code = code.upper()
+        if len(code) != 7:
+            return []
+        triples = [
+            (pcs_axis_prefix(code, position), position, code[position - 1])
+            for position in range(1, 8)
+        ]
+        condition = models.Q()
+        for prefix, position, value in triples:
+            condition |= models.Q(prefix=prefix, position=position, value=value)
+        return sorted(self.filter(condition), key=lambda axis: axis.position)
+
+
+def pcs_axis_prefix(code: str, position: int) -> str:
+    """The characters of ``code`` that fix the meaning of its character at ``position``.
+
+    Positions 1-3 depend on the characters before them; positions 4-7 on the table
+    (the first three characters).
+    """
+    return code[: min(position - 1, 3)]
+
+
+class PcsAxisValue(models.Model):
+    """One value of one ICD-10-PCS axis, with CMS's definition where given."""
+
+    # Characters that fix this value's meaning: "" for position 1, "0" for 2, "0S"
+    # for 3, "0SR" (the table) for 4-7.
+    prefix = models.CharField(max_length=6, blank=True)
+    position = models.PositiveSmallIntegerField()  # 1..7
+    value = models.CharField(max_length=1)
+    # The official axis title as in the tables: "Section", "Body System",
+    # "Operation", "Body Part", "Approach", "Device", "Qualifier" (other sections
+    # have other titles).
+    axis = models.CharField(max_length=40)
+    label = models.CharField(max_length=300)  # e.g. "Knee Joint, Right"
+    # CMS's definition (root operations, approaches, devices ...) where given.
+    definition = models.TextField(blank=True)
+    explanation = models.TextField(blank=True)
+    examples = models.TextField(blank=True)
+
+    objects = PcsAxisValueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["prefix", "position", "value"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prefix", "position", "value"], name="pcsaxisvalue_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.prefix}[{self.position}]={self.value}: {self.axis} {self.label}"
+
+
 class CodeQuerySet(models.QuerySet):
     def in_system(self, system):
         return self.filter(system=system)
