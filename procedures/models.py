@@ -487,3 +487,95 @@ class Procedure(StoredMarkdown, Revisable, Versioned, models.Model):
             for name, heading in WRITEUP_SECTIONS
             if getattr(self, name).strip()
         ]
+
+
+class LayTermKind(models.TextChoices):
+    CONDITION = "condition", "Condition"
+    INJURY = "injury", "Injury"
+    SYMPTOM = "symptom", "Symptom"
+    PROCEDURE = "procedure", "Procedure"
+    TEST = "test", "Test"
+    DEVICE = "device", "Device"
+    OTHER = "other", "Other"
+
+
+class LayTerm(models.Model):
+    """A phrase people use for a condition or procedure ("broken arm", "flu shot")."""
+
+    phrase = models.CharField(
+        max_length=120,
+        unique=True,
+        help_text="In plain words, as a patient would say it; stored in lower case.",
+    )
+    kind = models.CharField(max_length=10, choices=LayTermKind.choices)
+    source = models.CharField(
+        max_length=40,
+        default="thesaurus",
+        help_text="“thesaurus” for rows from the project's CSV files, “staff” for rows "
+        "added in the admin.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["phrase"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=LayTermKind.values),
+                name="layterm_kind_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return self.phrase
+
+    def save(self, *args, **kwargs):
+        from .lay_terms import normalize_phrase
+
+        self.phrase = normalize_phrase(self.phrase)
+        super().save(*args, **kwargs)
+
+
+class LayTermTarget(models.Model):
+    """A code, or a prefix of codes, that a lay phrase means (main meaning first)."""
+
+    term = models.ForeignKey(LayTerm, on_delete=models.CASCADE, related_name="targets")
+    system = models.CharField(max_length=12, choices=CodeSystem.choices)
+    code = models.CharField(
+        max_length=10,
+        help_text="A code or the start of codes of its system (S42, H53.0, 0DTJ).",
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["term", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["term", "system", "code"], name="laytermtarget_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(system__in=CodeSystem.values),
+                name="laytermtarget_system_valid",
+            ),
+        ]
+        indexes = [
+            # "Also called" on a code page: targets equal to one of the code's prefixes.
+            models.Index(fields=["system", "code"], name="laytermtarget_code_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_system_display()} {self.code}"
+
+
+class LaySynonym(models.Model):
+    """A word people use and the words the code sets use for it (broken → fracture)."""
+
+    word = models.CharField(max_length=60, unique=True)
+    means = models.CharField(
+        max_length=200, help_text="One or more words, separated by spaces."
+    )
+
+    class Meta:
+        ordering = ["word"]
+
+    def __str__(self):
+        return f"{self.word} → {self.means}"
