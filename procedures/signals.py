@@ -11,3 +11,8 @@ from django.dispatch import Signal
 # Sent with ``system`` (a CodeSystem value) and ``ids`` (the primary keys of the Code
 # rows created or changed in bulk).
 codes_bulk_saved = Signal()
+
+# Sent by the lay-term thesaurus import (procedures.lay_terms.load_thesaurus) inside its
+# transaction, with ``phrases`` (the phrases created, changed or deleted), ``targets``
+# (the (system, code or prefix) pairs added or removed) and ``synonyms_changed``.
+lay_terms_bulk_saved = Signal()
