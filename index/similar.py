@@ -259,8 +259,9 @@ class Corpus:
     bag_of: dict[int, list[tuple[int, int]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    # ("group" or "policy", id) -> its index in ``bags``
+    # ("group" or "policy", id) -> its index in ``bags``; indices of emptied bags
     bag_index: dict[tuple[str, int], int] = field(default_factory=dict)
+    free_bags: list[int] = field(default_factory=list)
     # policy id -> (name, its published rows in order), from ``read_policies``
     policy_rows: dict[int, tuple[str, list[tuple]]] = field(default_factory=dict)
     text: TextModel | None = None
@@ -319,41 +320,128 @@ class Corpus:
         found = self.lineage[code_id] = frozenset(keys)
         return found
 
-    def _derive_policies(self):
-        """The policy signals, from ``policy_rows`` and the codes as they are now."""
-        self.policies = defaultdict(dict)
-        self.large_rows = defaultdict(set)
-        self.policy_names, self.row_display, self.row_policy = {}, {}, {}
-        self.bags, self.bag_of = [], defaultdict(list)
-        bags = defaultdict(list)
-        for policy_id in sorted(self.policy_rows):
-            name, rows = self.policy_rows[policy_id]
-            self.policy_names[policy_id] = name
-            for row_id, group_id, system, start_key, end_key, is_range, display in rows:
-                self.row_display[row_id] = display
-                self.row_policy[row_id] = policy_id
-                covered = self.covered(system, start_key, end_key)
-                listed = None
-                if not is_range:
-                    listed = self.by_key.get((system, start_key))
-                if len(covered) > RANGE_LISTING_CAP:
-                    for code_id in covered:
-                        self.large_rows[code_id].add(row_id)
-                    covered = [listed] if listed is not None else []
-                for code_id in covered:
-                    groups = self.policies[code_id].setdefault(policy_id, {})
-                    mode = None if code_id == listed else row_id
-                    if groups.get(group_id, row_id) is not None:
-                        groups[group_id] = mode
-                    for bag in (("group", group_id), ("policy", policy_id)):
-                        bags[bag].append(code_id)
-        self.bag_index = {}
+    def _derive_policies(self, policy_ids=None, before=None):
+        """
+        The policy signals, from ``policy_rows`` and the codes as they are now: of
+        every policy, or only of ``policy_ids`` (a policy save), whose rows were
+        ``before`` ({policy id: (name, rows)}, as last derived; the codes have not
+        moved under any of them since).
+
+        Only the changed policies are taken out and put back, so a save does not
+        rebuild the signals of every other policy (a range such as ``S00.00X+ -
+        T88.9XX+`` marks some 40,000 codes, whose sets would all be made again).
+        """
+        every = policy_ids is None
+        if every:
+            self.policies = defaultdict(dict)
+            self.large_rows = defaultdict(set)
+            self.policy_names, self.row_display, self.row_policy = {}, {}, {}
+            self.bags, self.bag_of, self.bag_index = [], defaultdict(list), {}
+            self.free_bags = []
+            policy_ids, before = sorted(self.policy_rows), {}
+        bags, named = defaultdict(list), set()
+        for policy_id in sorted(policy_ids):
+            unchanged = self._drop_policy(policy_id, before.get(policy_id))
+            if policy_id in self.policy_rows:
+                named.update(self._add_policy(policy_id, bags, unchanged))
         for bag, members in bags.items():
             unique = sorted(set(members), key=self.order)
-            index = self.bag_index[bag] = len(self.bags)
-            self.bags.append(unique)
+            index = self.free_bags.pop() if self.free_bags else len(self.bags)
+            if index == len(self.bags):
+                self.bags.append(unique)
+            else:
+                self.bags[index] = unique
+            self.bag_index[bag] = index
             for position, code_id in enumerate(unique):
                 self.bag_of[code_id].append((index, position))
+        if not every:
+            # Each code's policies in id order, as a full derive adds them.
+            for code_id in named:
+                self.policies[code_id] = dict(sorted(self.policies[code_id].items()))
+
+    def _large_spans(self, rows) -> dict[int, tuple]:
+        """The rows covering more than RANGE_LISTING_CAP codes: row id -> span."""
+        found = {}
+        for row_id, _group, system, start_key, end_key, _range, _display in rows:
+            keys = self.keys.get(system, [])
+            count = bisect.bisect_right(keys, end_key) - bisect.bisect_left(
+                keys, start_key
+            )
+            if count > RANGE_LISTING_CAP:
+                found[row_id] = (system, start_key, end_key)
+        return found
+
+    def _drop_policy(self, policy_id, before) -> set[int]:
+        """
+        Takes out what ``before``, a policy's rows as last derived, put in; returns
+        the large rows it keeps unchanged (their codes still hold them).
+        """
+        if before is None:
+            return set()
+        _name, rows = before
+        now = self._large_spans(self.policy_rows.get(policy_id, (None, []))[1])
+        unchanged = set()
+        for row_id, span in self._large_spans(rows).items():
+            if now.get(row_id) == span:
+                unchanged.add(row_id)
+                continue
+            for code_id in self.covered(*span):
+                holding = self.large_rows.get(code_id)
+                if holding is not None:
+                    holding.discard(row_id)
+                    if not holding:
+                        del self.large_rows[code_id]
+        self.policy_names.pop(policy_id, None)
+        for row in rows:
+            self.row_display.pop(row[0], None)
+            self.row_policy.pop(row[0], None)
+        keys = [("policy", policy_id), *(("group", row[1]) for row in rows)]
+        for bag in dict.fromkeys(keys):
+            index = self.bag_index.pop(bag, None)
+            if index is None:
+                continue
+            for code_id in self.bags[index]:
+                entries = [e for e in self.bag_of[code_id] if e[0] != index]
+                if entries:
+                    self.bag_of[code_id] = entries
+                else:
+                    del self.bag_of[code_id]
+                if bag[0] == "policy":
+                    named = self.policies.get(code_id)
+                    if named is not None:
+                        named.pop(policy_id, None)
+                        if not named:
+                            del self.policies[code_id]
+            self.bags[index] = []
+            self.free_bags.append(index)
+        return unchanged
+
+    def _add_policy(self, policy_id, bags, unchanged) -> set[int]:
+        """Puts in one policy's signals, its bags into ``bags``; returns its codes."""
+        name, rows = self.policy_rows[policy_id]
+        self.policy_names[policy_id] = name
+        named = set()
+        for row_id, group_id, system, start_key, end_key, is_range, display in rows:
+            self.row_display[row_id] = display
+            self.row_policy[row_id] = policy_id
+            covered = self.covered(system, start_key, end_key)
+            listed = None
+            if not is_range:
+                listed = self.by_key.get((system, start_key))
+            if len(covered) > RANGE_LISTING_CAP:
+                if row_id not in unchanged:
+                    for code_id in covered:
+                        self.large_rows[code_id].add(row_id)
+                covered = [listed] if listed is not None else []
+            for code_id in covered:
+                named.add(code_id)
+                groups = self.policies[code_id].setdefault(policy_id, {})
+                mode = None if code_id == listed else row_id
+                if groups.get(group_id, row_id) is not None:
+                    groups[group_id] = mode
+                for bag in (("group", group_id), ("policy", policy_id)):
+                    bags[bag].append(code_id)
+        return named
 
     def members(self, policy_ids) -> set[int]:
         """Codes the published policies list, or name through a range small enough."""
@@ -384,16 +472,22 @@ class Corpus:
         derive = False
         if code_ids:
             derive = self._update_codes(code_ids)
+        before = {}
         if policy_ids:
             fresh = read_policies(policy_ids)
             for policy_id in policy_ids:
+                old = self.policy_rows.pop(policy_id, None)
+                if old is not None:
+                    before[policy_id] = old
                 if policy_id in fresh:
                     self.policy_rows[policy_id] = fresh[policy_id]
-                    derive = True
-                elif self.policy_rows.pop(policy_id, None) is not None:
-                    derive = True
-        if derive:
+        if derive:  # a code moved under a policy row: every policy is derived again
             self._derive_policies()
+        elif policy_ids:
+            rows = self.policy_rows
+            changed = [p for p in policy_ids if before.get(p) != rows.get(p)]
+            if changed:
+                self._derive_policies(changed, before)
 
     def _update_codes(self, code_ids) -> bool:
         """Updates the given codes; says whether the policy signals need deriving."""
@@ -754,11 +848,12 @@ def _policy(corpus, a, b, found):
             )
     large = corpus.large_rows.get(a)
     if large and score == 0:
-        for row_id in large & corpus.large_rows.get(b, set()):
+        both = large & corpus.large_rows.get(b, set())
+        if both:  # the first row, whatever order the sets were filled in
+            row_id = min(both)
             name = corpus.policy_names[corpus.row_policy[row_id]]
             text = f"Both inside the range {corpus.row_display[row_id]} of {name}"
             score += _reason(found, LARGE_RANGE_WEIGHT, "large-range", text)
-            break
     return min(score, POLICY_CAP)
 
 

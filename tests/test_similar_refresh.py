@@ -18,7 +18,13 @@ from django.utils import timezone
 
 from index import similar
 from index.models import ContentChange, EmptySimilarList, SimilarCode
-from policies.models import Policy, PolicyCode, PolicyCodeGroup, PolicyStatus
+from policies.models import (
+    Coverage,
+    Policy,
+    PolicyCode,
+    PolicyCodeGroup,
+    PolicyStatus,
+)
 from procedures.models import Code, Procedure, PublicationStatus
 from tests.test_similar_codes import make_icd_subset
 
@@ -65,6 +71,8 @@ def normalised(corpus):
         "primaries": {k: v for k, v in corpus.primaries.items() if v},
         "addons": {k: v for k, v in corpus.addons.items() if v},
         "policies": {k: v for k, v in corpus.policies.items() if v},
+        # The order in which a pair's policies are scored, and their reasons listed.
+        "policy_order": {k: list(v) for k, v in corpus.policies.items() if v},
         "large_rows": {k: v for k, v in corpus.large_rows.items() if v},
         "policy_names": corpus.policy_names,
         "row_display": corpus.row_display,
@@ -194,6 +202,52 @@ def test_a_policy_unpublished_elsewhere_leaves_the_cache(corpus_db):
     refresh_and_check(policy_ids=[policy.pk], must_touch=[code_id("97546")])
     assert not similar._cached.corpus.policy_names
     assert "Listed in the same group" not in " ".join(reasons_of("97546", "97537"))
+
+
+def test_a_policy_save_redoes_its_own_signals_as_a_full_load_would(corpus_db):
+    # A second policy naming codes 0198 names too, with a large range of its own.
+    aetna = Policy.objects.get(number="0198")
+    other = Policy.objects.create(
+        payer=aetna.payer,
+        number="0999",
+        title="Fracture rehabilitation",
+        status=PolicyStatus.PUBLISHED,
+    )
+    group = PolicyCodeGroup.objects.create(
+        policy=other,
+        heading="ICD-10-CM codes covered if selection criteria are met",
+        coverage=Coverage.CRITERIA,
+        system="icd-10-cm",
+    )
+    for position, (start, end) in enumerate(
+        [("S52.501A", ""), ("Z51.89", ""), ("S40.00X+", "S69.9XX+")]
+    ):
+        PolicyCode.objects.create(
+            group=group, start_code=start, end_code=end, position=position
+        )
+    touched = refresh_and_check(policy_ids=[other.pk])
+    assert code_id("S52.501A") in touched
+    assert reasons_of("Z51.89", "S52.501A")[0] == (
+        "Listed in the same group of Aetna policy 0999 (Fracture rehabilitation)"
+    )
+    # 0198's 40,000-code range narrowed to the head and neck: its codes leave it,
+    # and 0198 (the older policy) still comes first in a code named by both.
+    large = PolicyCode.objects.get(group__policy=aetna, start_code="S00.00X")
+    large.end_code = "S19.9XX"
+    large.save()
+    similar.record_change(policies=[aetna.pk])
+    refresh_and_check(policy_ids=[aetna.pk], must_touch=[code_id("Z51.89")])
+    cached = similar._cached.corpus
+    assert list(cached.policies[code_id("Z51.89")]) == [aetna.pk, other.pk]
+    assert cached.large_rows[code_id("S52.501A")] == {
+        PolicyCode.objects.get(group=group, start_code="S40.00X").pk
+    }
+    # And the second policy unpublished: its signals go, 0198's stay.
+    Policy.objects.filter(pk=other.pk).update(status=PolicyStatus.DRAFT)
+    similar.record_change(policies=[other.pk])
+    refresh_and_check(policy_ids=[other.pk])
+    assert list(similar._cached.corpus.policies[code_id("Z51.89")]) == [aetna.pk]
+    assert not similar._cached.corpus.large_rows.get(code_id("S52.501A"))
 
 
 def test_codes_added_renamed_and_deleted_elsewhere_move_the_others(corpus_db):
