@@ -11,11 +11,25 @@ VIEW_CODES = [
     "procedures.view_code",
     "procedures.view_codesection",
     "policies.view_payer",
+    "procedures.view_layterm",
+    "procedures.view_laytermtarget",
+    "procedures.view_laysynonym",
+]
+# The lay-term thesaurus (phrases people use, word synonyms): authors keep it.
+EDIT_LAY_TERMS = [
+    "procedures.add_layterm",
+    "procedures.change_layterm",
+    "procedures.add_laytermtarget",
+    "procedures.change_laytermtarget",
+    "procedures.delete_laytermtarget",
+    "procedures.add_laysynonym",
+    "procedures.change_laysynonym",
 ]
 ROLES = {
     # Writes drafts and working revisions; imports documents as drafts.
     "Author": [
         *VIEW_CODES,
+        *EDIT_LAY_TERMS,
         "procedures.add_procedure",
         "procedures.change_procedure",
         "procedures.view_procedure",
@@ -79,9 +93,24 @@ def ensure_roles(apps, using="default"):
         permissions = []
         for dotted in wanted:
             app_label, codename = dotted.split(".")
+            if _model_added_later(apps, app_label, codename):
+                continue
             permissions.append(
                 Permission.objects.using(using).get(
                     content_type__app_label=app_label, codename=codename
                 )
             )
         group.permissions.add(*permissions)
+
+
+def _model_added_later(apps, app_label, codename):
+    """A model permission whose model a later migration creates: the post_migrate
+    run after it gives the group that permission."""
+    action, _, model = codename.partition("_")
+    if action not in ("add", "change", "delete", "view"):
+        return False
+    try:
+        apps.get_model(app_label, model)
+    except LookupError:
+        return True
+    return False

@@ -14,11 +14,16 @@ from carecodes.editorial import text_digest
 from carecodes.readability_admin import ReadabilityAdminMixin
 from policies.models import PolicyCode
 
+from . import lay_terms
 from .importing import WRITEUP_SOURCE, code_from_file_name, import_procedure
 from .models import (
     WRITEUP_SECTIONS,
     Code,
     CodeSection,
+    CodeSystem,
+    LaySynonym,
+    LayTerm,
+    LayTermTarget,
     PcsAxisValue,
     Procedure,
     PublicationStatus,
@@ -62,6 +67,84 @@ class PcsAxisValueAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class LayTermTargetForm(forms.ModelForm):
+    class Meta:
+        model = LayTermTarget
+        fields = ["system", "code", "position"]
+
+    def clean(self):
+        cleaned = super().clean()
+        system, code = cleaned.get("system"), cleaned.get("code")
+        if system and code:
+            code = lay_terms.normalize_target(system, code)
+            if not Code.objects.filter(system=system, code__startswith=code).exists():
+                self.add_error(
+                    "code",
+                    f"No {CodeSystem(system).label} code is or starts with {code}: "
+                    "a phrase may only point at codes that exist.",
+                )
+            cleaned["code"] = code
+            self.instance.code = code
+        return cleaned
+
+
+class LayTermTargetInline(admin.TabularInline):
+    model = LayTermTarget
+    form = LayTermTargetForm
+    extra = 1
+    min_num = 1
+    help_text = "Codes or code prefixes (S42, H53.0), main meaning first."
+
+
+class LayTermForm(forms.ModelForm):
+    class Meta:
+        model = LayTerm
+        fields = ["phrase", "kind"]
+
+    def clean_phrase(self):
+        phrase = lay_terms.normalize_phrase(self.cleaned_data["phrase"])
+        if not phrase:
+            raise forms.ValidationError("Write the phrase as people say it.")
+        return phrase
+
+
+@admin.register(LayTerm)
+class LayTermAdmin(admin.ModelAdmin):
+    """Phrases people use; rows made here are marked "staff" (the CSV files are
+    loaded by manage.py import_lay_terms, which never deletes them)."""
+
+    form = LayTermForm
+    inlines = [LayTermTargetInline]
+    list_display = ["phrase", "kind", "source", "updated_at"]
+    list_filter = ["kind", "source"]
+    search_fields = ["phrase", "targets__code"]
+    readonly_fields = ["source", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.source = lay_terms.STAFF
+        super().save_model(request, obj, form, change)
+
+
+class LaySynonymForm(forms.ModelForm):
+    class Meta:
+        model = LaySynonym
+        fields = ["word", "means"]
+
+    def clean_word(self):
+        return lay_terms.normalize_phrase(self.cleaned_data["word"])
+
+    def clean_means(self):
+        return lay_terms.normalize_phrase(self.cleaned_data["means"])
+
+
+@admin.register(LaySynonym)
+class LaySynonymAdmin(admin.ModelAdmin):
+    form = LaySynonymForm
+    list_display = ["word", "means"]
+    search_fields = ["word", "means"]
 
 
 class ProcedureUploadForm(DocumentUploadForm):

@@ -392,14 +392,20 @@ def _prefixes(code: str) -> list[str]:
     return [code[:end] for end in range(1, len(code) + 1)]
 
 
-def phrases_for_codes(system, code_values, limit=ALSO_CALLED_LIMIT) -> dict:
+def phrases_for_codes(
+    system, code_values, limit=ALSO_CALLED_LIMIT, *, exact=False
+) -> dict:
     """{code: [phrase, …]} for codes of one system, in one query.
 
-    A phrase belongs to a code when one of its targets is the code or a prefix of it;
-    the most specific target comes first, then the phrase's main meaning.
+    A phrase belongs to a code when one of its targets is the code or a prefix of it
+    (only the code itself when ``exact``, as a list of many codes wants); the most
+    specific target comes first, then the phrase's main meaning.
     """
     code_values = list(code_values)
-    wanted = {prefix for code in code_values for prefix in _prefixes(code)}
+    if exact:
+        wanted = set(code_values)
+    else:
+        wanted = {prefix for code in code_values for prefix in _prefixes(code)}
     rows = (
         LayTermTarget.objects.filter(system=system, code__in=wanted)
         .values_list("code", "position", "term__phrase")

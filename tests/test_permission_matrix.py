@@ -14,7 +14,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from policies.models import Policy, PolicyCodeGroup, PolicyStatus
-from procedures.models import Code, Procedure, PublicationStatus
+from procedures.models import Code, LaySynonym, LayTerm, Procedure, PublicationStatus
 
 from .admin_forms import form_data
 
@@ -26,7 +26,16 @@ WRITEUP = (
     ROOT / "sample_data" / "procedure-97546-work-hardening-each-additional-hour.txt"
 )
 
-MODELS = ["procedure", "code", "codesection", "payer", "policy", "policycodegroup"]
+MODELS = [
+    "procedure",
+    "code",
+    "codesection",
+    "payer",
+    "policy",
+    "policycodegroup",
+    "layterm",
+    "laysynonym",
+]
 STAFF = ("ava", "rui", "pia", "vic", "ada")
 VIEWERS = {"ava", "rui", "pia", "vic"}
 
@@ -72,6 +81,17 @@ PAGES = {
     ("policycodegroup", "delete"): set(),
     ("policycodegroup", "history"): VIEWERS,
     ("policycodegroup", "simple_history"): VIEWERS,
+    # The lay-term thesaurus: authors keep it.
+    ("layterm", "changelist"): VIEWERS,
+    ("layterm", "add"): {"ava"},
+    ("layterm", "change"): VIEWERS,
+    ("layterm", "delete"): set(),
+    ("layterm", "history"): VIEWERS,
+    ("laysynonym", "changelist"): VIEWERS,
+    ("laysynonym", "add"): {"ava"},
+    ("laysynonym", "change"): VIEWERS,
+    ("laysynonym", "delete"): set(),
+    ("laysynonym", "history"): VIEWERS,
 }
 
 
@@ -103,7 +123,14 @@ def people(django_user_model, sample_data):
             permissions=[
                 f"{app}.view_{model}"
                 for app, models in {
-                    "procedures": ["procedure", "code", "codesection"],
+                    "procedures": [
+                        "procedure",
+                        "code",
+                        "codesection",
+                        "layterm",
+                        "laytermtarget",
+                        "laysynonym",
+                    ],
                     "policies": ["payer", "policy", "policycodegroup"],
                 }.items()
                 for model in models
@@ -127,6 +154,8 @@ def admin_addresses():
         "payer": Policy.objects.get(number="0198").payer,
         "policy": Policy.objects.get(number="0198"),
         "policycodegroup": PolicyCodeGroup.objects.filter(system="cpt").first(),
+        "layterm": LayTerm.objects.get_or_create(phrase="job skills", kind="other")[0],
+        "laysynonym": LaySynonym.objects.get_or_create(word="job", means="work")[0],
     }
     addresses = {}
     for model, model_admin in admin.site._registry.items():
