@@ -33,6 +33,7 @@ run: install .secret_key
 	@# then lists any code still without one (a database imported before that); it
 	@# reads nothing more when every code has a list.
 	$(PY) manage.py import_icd10cm
+	$(PY) manage.py import_icd10pcs
 	$(PY) manage.py import_lay_terms
 	$(PY) manage.py rebuild_similar_codes --missing
 	$(PY) manage.py collectstatic --noinput --verbosity 0

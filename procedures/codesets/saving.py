@@ -13,6 +13,7 @@ commit with the ids written, so the search index and similar codes can follow.
 from __future__ import annotations
 
 import bisect
+import heapq
 import sys
 import time
 from collections import defaultdict
@@ -90,13 +91,36 @@ class SectionFinder:
         )
         self._points = points
         self._sections = []
+        # One sweep over the points (thousands of ICD-10-PCS sections made a scan of
+        # every section at every point take seconds): the sections started so far
+        # wait in a heap in the order of Code.find_section (deepest, then latest
+        # start, then earliest end, then as given), and one whose end has passed is
+        # dropped when it reaches the top.
+        start_rank = {
+            key: rank
+            for rank, key in enumerate(sorted({s.start_key for s in sections}))
+        }
+        by_start = sorted(range(len(sections)), key=lambda i: sections[i].start_key)
+        heap, started = [], 0
         for point in points:
-            holding = [s for s in sections if s.start_key <= point <= s.end_key]
-            # The order of Code.find_section: deepest, then latest start, then
-            # earliest end.
-            holding.sort(key=lambda s: s.end_key)
-            holding.sort(key=lambda s: (s.depth, s.start_key), reverse=True)
-            self._sections.append(holding[0].pk if holding else None)
+            while started < len(by_start) and (
+                sections[by_start[started]].start_key <= point
+            ):
+                index = by_start[started]
+                section = sections[index]
+                heapq.heappush(
+                    heap,
+                    (
+                        -section.depth,
+                        -start_rank[section.start_key],
+                        section.end_key,
+                        index,
+                    ),
+                )
+                started += 1
+            while heap and heap[0][2] < point:
+                heapq.heappop(heap)
+            self._sections.append(sections[heap[0][3]].pk if heap else None)
 
     def find(self, key: str) -> int | None:
         index = bisect.bisect_right(self._points, key) - 1
