@@ -18,7 +18,7 @@ import unicodedata
 from django.utils.html import strip_tags
 
 from index.models import KIND_CODE, KIND_POLICY, KIND_WRITEUP, document_id
-from procedures import codes
+from procedures import codes, pcs
 from procedures.models import WRITEUP_SECTIONS, PublicationStatus
 
 # Private-use characters that mark highlighted terms in snippets; kept out of the
@@ -72,6 +72,10 @@ def code_document(code, procedure=None) -> dict:
         if any(word in str(kind).lower() for word in _SYNONYM_NOTES)
         for text in (texts if isinstance(texts, list) else [texts])
     )
+    if code.system == codes.System.ICD10PCS:
+        # The PCS Index's entry terms for the code's body part ("Appendectomy" on
+        # 0DTJ and 0DBJ): the names people search with, which descriptors never use.
+        synonyms = plain(f"{synonyms} {' '.join(pcs.terms_for_code(code.code))}")
     fields = {
         "object_id": code.pk,
         "system": code.system,
