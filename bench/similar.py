@@ -233,7 +233,8 @@ def per_save(corpus, size):
                 f"ms ({median_cold / median_warm:.0f}x faster; this process's CPU "
                 f"median {statistics.median(warm_cpu) * 1000:.0f} ms, max "
                 f"{max(warm_cpu) * 1000:.0f} ms); lists redone per save: median "
-                f"{statistics.median(redone):.0f}, max {max(redone)}"
+                f"{statistics.median(redone):.0f}, max {max(redone)}; load average "
+                f"{os.getloadavg()[0]:.1f}"
             )
     finally:
         changes.note = held
@@ -256,12 +257,12 @@ def rebuild_old():
 
 def child(way):
     """Runs one rebuild in this process; prints its time and a digest of the rows."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if way == "new":
         call_command("rebuild_similar_codes", "--system", ICD.value, verbosity=0)
     else:
         rebuild_old()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     digest = hashlib.sha256()
     rows = SimilarCode.objects.order_by("code_id", "rank").values_list(
         "code_id", "similar_id", "rank", "score", "reasons"
@@ -270,11 +271,18 @@ def child(way):
     for row in rows.iterator(chunk_size=20_000):
         digest.update(repr(row).encode())
         count += 1
-    print(json.dumps({"seconds": seconds, "rows": count, "digest": digest.hexdigest()}))
+    report = {"seconds": seconds, "cpu": cpu, "rows": count}
+    print(json.dumps(report | {"digest": digest.hexdigest()}))
 
 
 def timed_child(way):
-    """One rebuild in a child process: (its report, its peak memory in MB)."""
+    """
+    One rebuild in a child process: (its report, its peak memory in MB). Next to the
+    wall time, the report gives the rebuild's CPU time (user and system, which other
+    work on the machine does not lengthen as it does the wall time; on PostgreSQL the
+    server's own work is not in it), the whole child's (start-up and the digest of
+    the rows included) and the load average it ran under.
+    """
     # Each starts from an empty table, so neither pays for deleting the other's rows.
     SimilarCode.objects.all().delete()
     connection.close()
@@ -293,7 +301,18 @@ def timed_child(way):
     _pid, status, usage = os.wait4(process.pid, 0)
     if status != 0:
         raise SystemExit(f"the {way} rebuild failed (status {status})")
-    return json.loads(output.decode().strip().splitlines()[-1]), usage.ru_maxrss / 1024
+    report = json.loads(output.decode().strip().splitlines()[-1])
+    report["child_cpu"] = usage.ru_utime + usage.ru_stime
+    report["load"] = os.getloadavg()[0]
+    return report, usage.ru_maxrss / 1024
+
+
+def cpu_note(report):
+    return (
+        f"CPU {report['cpu']:.1f} s (user and system; the whole child "
+        f"{report['child_cpu']:.1f} s), load average {report['load']:.1f} on "
+        f"{os.cpu_count()} cores"
+    )
 
 
 def main():
@@ -345,9 +364,10 @@ def main():
 
         new, new_memory = timed_child("new")
         print(
-            f"new, in arrays (rebuild_similar_codes): {new['seconds']:.1f} s, "
-            f"{count / new['seconds']:,.0f} codes/s, peak memory {new_memory:,.0f} MB, "
-            f"{new['rows']:,} rows written ({new['rows'] / count:.1f} per code)"
+            f"new, in arrays (rebuild_similar_codes): {new['seconds']:.1f} s wall, "
+            f"{cpu_note(new)}, {count / new['seconds']:,.0f} codes/s, peak memory "
+            f"{new_memory:,.0f} MB, {new['rows']:,} rows written "
+            f"({new['rows'] / count:.1f} per code)"
         )
         if not args.no_old:
             old, old_memory = timed_child("old")
@@ -355,15 +375,18 @@ def main():
             if old["digest"] != new["digest"]:
                 same = "DIFFERENT rows"
             print(
-                f"old, one code at a time: {old['seconds']:.1f} s, "
-                f"{count / old['seconds']:,.0f} codes/s, peak memory "
+                f"old, one code at a time: {old['seconds']:.1f} s wall, "
+                f"{cpu_note(old)}, {count / old['seconds']:,.0f} codes/s, peak memory "
                 f"{old_memory:,.0f} MB, {old['rows']:,} rows written"
             )
             print(
                 f"new / old: {new['seconds'] / old['seconds']:.0%} of the time "
                 f"({old['seconds'] / new['seconds']:.1f}x faster), {same}"
             )
-        print(f"goal 60 s, used {new['seconds'] / 60:.0%}")
+        print(
+            f"goal 60 s, used {new['seconds'] / 60:.0%} of it in wall time, "
+            f"{new['cpu'] / 60:.0%} in CPU time"
+        )
 
         per_save(corpus, args.sample)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
