@@ -858,19 +858,26 @@ def _policy(corpus, a, b, found):
 
 
 def _one_policy(corpus, policy_id, mine, theirs, b, found):
-    name = corpus.policy_names[policy_id]
     same_group = mine.keys() & theirs.keys()
     if any(mine[g] is None and theirs[g] is None for g in same_group):
+        kind, weight = "policy-group", GROUP_LISTED_WEIGHT
+    elif None in mine.values() and None in theirs.values():
+        kind, weight = "policy", POLICY_LISTED_WEIGHT
+    else:
+        kind = "policy-range"
+        weight = GROUP_RANGE_WEIGHT if same_group else POLICY_RANGE_WEIGHT
+    if found is None:  # ranking: the words are written for the entries kept only
+        return weight
+    name = corpus.policy_names[policy_id]
+    if kind == "policy-group":
         text = f"Listed in the same group of {name}"
-        return _reason(found, GROUP_LISTED_WEIGHT, "policy-group", text)
-    if None in mine.values() and None in theirs.values():
-        return _reason(found, POLICY_LISTED_WEIGHT, "policy", f"Listed in {name}")
-    through = _through(corpus, mine, theirs, b)
-    if same_group:
-        text = f"In the same group of {name}, {through}"
-        return _reason(found, GROUP_RANGE_WEIGHT, "policy-range", text)
-    text = f"Named in {name}, {through}"
-    return _reason(found, POLICY_RANGE_WEIGHT, "policy-range", text)
+    elif kind == "policy":
+        text = f"Listed in {name}"
+    elif same_group:
+        text = f"In the same group of {name}, {_through(corpus, mine, theirs, b)}"
+    else:
+        text = f"Named in {name}, {_through(corpus, mine, theirs, b)}"
+    return _reason(found, weight, kind, text)
 
 
 def _through(corpus, mine, theirs, b):
