@@ -56,6 +56,22 @@ def words_of(*texts: str) -> set[str]:
     return found
 
 
+_HYPHENATED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
+
+
+def compounds(*texts: str) -> str:
+    """
+    Hyphenated words written solid ("gastro-esophageal": "gastroesophageal"), so
+    that each way of writing them finds the other; the parts are indexed anyway.
+    """
+    found = dict.fromkeys(
+        match.replace("-", "").lower()
+        for text in texts
+        for match in _HYPHENATED.findall(text or "")
+    )
+    return " ".join(found)
+
+
 def code_forms(system: str, code: str) -> str:
     """A code as the full-text index should see it: written, and without its dot."""
     dotless = code.replace(".", "")
@@ -92,7 +108,10 @@ def code_document(code, procedure=None) -> dict:
             kind=KIND_WRITEUP,
             title=plain(procedure.title)[:500],
             text_b=plain(procedure.title),
-            text_c=plain(f"{code.descriptor} {html_text(sections['summary'])}"),
+            text_c=plain(
+                f"{code.descriptor} {html_text(sections['summary'])} "
+                f"{compounds(procedure.title, code.descriptor, synonyms)}"
+            ),
             text_d=plain(
                 " ".join(
                     html_text(sections[name])
@@ -108,7 +127,7 @@ def code_document(code, procedure=None) -> dict:
             kind=KIND_CODE,
             title=plain(f"{code.code} {code.descriptor}")[:500],
             text_b=plain(code.descriptor),
-            text_c="",
+            text_c=compounds(code.descriptor, synonyms),
             text_d=synonyms,
         )
     fields["id"] = document_id(fields["kind"], code.system, code.pk)

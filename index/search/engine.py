@@ -10,6 +10,7 @@ page is cut from the parts in that order.
 """
 
 import html
+import itertools
 import math
 import string
 from dataclasses import dataclass, field
@@ -27,14 +28,16 @@ from index.models import (
 from policies.models import PolicyCode
 from procedures import codes
 
-from . import KINDS, Filters, Hit, Results, Suggestion, clauses
+from . import KINDS, Filters, Hit, Results, Suggestion, clauses, lay
 from .documents import MARK_CLOSE, MARK_OPEN, fold, policy_heading
 from .matches import TextMatches
-from .query import Parsed, parse, words_in
+from .query import Parsed, demoted_chapters, meaningful, parse, words_in
 
 _FIELDS = clauses.FIELDS
 _KIND_OF_DIGIT = {digit: kind for kind, digit in KIND_DIGITS.items()}
 MAX_NUMBERS = 8
+# Lay phrases offered first in the suggestions.
+MAX_LAY_SUGGESTIONS = 3
 # Words this long or shorter are corrected by one edit, longer ones by up to two.
 SHORT_WORD = 5
 # Further than any search's last page (which is shown instead), and an offset that
@@ -186,16 +189,24 @@ class _Text:
     shown: tuple[str, int, int] = ("", 0, 0)
     # Words to look up in the same query if nothing matches (see ``corrections``).
     checked: list[str] = field(default_factory=list)
+    # Ranking: the ICD-10-CM chapters put back, and the query as a descriptor.
+    demoted: str = ""
+    exact: str = ""
+
+    def where(self, kind=""):
+        return backend().Where(
+            self.filters, self.exclude, self.spans, kind, self.demoted, self.exact
+        )
 
     def counts(self) -> dict[str, int]:
         engine = backend()
-        where = engine.Where(self.filters, self.exclude, self.spans)
+        where = self.where()
         self.found = engine.matches(self.match, where, self.shown, self.checked)
         return self.found.counts
 
     def fetch(self, kind: str, offset: int, limit: int) -> list[Hit]:
         engine = backend()
-        where = engine.Where(self.filters, self.exclude, self.spans, kind)
+        where = self.where(kind)
         rows = engine.page(self.match, where, self.found, offset, limit)
         return [
             _hit(dict(zip(_FIELDS, row[:-1], strict=True)), row[-1]) for row in rows
@@ -388,11 +399,113 @@ def _closest(word: str, candidates, allowed: int) -> str | None:
     return None
 
 
-def _text_part(parsed, filters, exclude, words, checked=()) -> _Text | None:
-    match = backend().fts_string(words, parsed.phrases)
+def _groups(words: list[str], synonyms: dict) -> list[list[str]]:
+    """Each word with the words it also means ("broken": "fracture")."""
+    return [[word, *synonyms.get(word, [])] for word in words]
+
+
+def _text_part(
+    parsed, filters, exclude, words, checked=(), synonyms=None
+) -> _Text | None:
+    match = backend().match_string(_groups(words, synonyms or {}), parsed.phrases)
     if not match:
         return None
-    return _Text(match, filters, exclude, parsed.spans, checked=list(checked))
+    return _Text(
+        match,
+        filters,
+        exclude,
+        parsed.spans,
+        checked=list(checked),
+        demoted=demoted_chapters(words),
+        exact=" ".join(words) if not parsed.phrases else "",
+    )
+
+
+# Counting queries a relaxed search may make before it settles (each a lookup that
+# stops at its first match).
+MAX_RELAXED_TRIES = 12
+# Meaningful words a relaxed search combines.
+MAX_RELAXED_WORDS = 6
+
+
+def _relaxed(parsed, filters, exclude, words, synonyms) -> tuple[_Text, list] | None:
+    """
+    When all the words together match nothing: the largest sets of the meaningful
+    words that match something, any of them, so documents matching more words rank
+    first. None when no word matches.
+    """
+    kept = meaningful(words)[:MAX_RELAXED_WORDS]
+    if not kept:
+        return None
+    engine = backend()
+    where = engine.Where(filters, exclude, parsed.spans)
+    largest = len(kept) if len(kept) < len(words) else len(kept) - 1
+    tries = 0
+    for size in range(largest, 0, -1):
+        found = []
+        for chosen in itertools.combinations(kept, size):
+            if tries >= MAX_RELAXED_TRIES:
+                break
+            tries += 1
+            match = engine.match_string(_groups(list(chosen), synonyms))
+            if match and engine.exists(match, where):
+                found.append((chosen, match))
+        if found:
+            used = list(dict.fromkeys(word for chosen, _m in found for word in chosen))
+            part = _Text(
+                engine.any_string([match for _c, match in found]),
+                filters,
+                exclude,
+                parsed.spans,
+                demoted=demoted_chapters(words),
+            )
+            return part, used
+    return None
+
+
+def _text_matches(parsed, filters, seen, words, thesaurus) -> bool:
+    """Whether all the words together match a document (for a partial phrase)."""
+    if not thesaurus.phrases:
+        return False
+    engine = backend()
+    match = engine.match_string(_groups(words, thesaurus.synonyms), parsed.phrases)
+    return bool(match) and engine.exists(
+        match, engine.Where(filters, sorted(seen), parsed.spans)
+    )
+
+
+def _lay_part(found: lay.Found, filters: Filters, seen: set) -> _Listed:
+    """The codes the query's lay phrases mean, each phrase's main meaning first."""
+    hits, ids = [], []
+    for phrase, targets in found.phrases:
+        for system, code, row in targets[: lay.MAX_TARGETS]:
+            rows = [row] if row is not None else _under_prefix(system, code)
+            for each in rows:
+                if each["id"] in seen or each["id"] in ids:
+                    continue
+                ids.append(each["id"])
+                if _passes(each, filters):
+                    hits.append(_hit(each, reason=f"Also called “{phrase}”"))
+    return _Listed(hits, ids)
+
+
+def _under_prefix(system: str, code: str) -> list[dict]:
+    """The most general codes that start with a prefix that is no code itself."""
+    key = lay.target_key(system, code)
+    rows = _rows(
+        f"{_SELECT} WHERE system = %s AND sort_key BETWEEN %s AND %s "
+        "AND kind IN (%s, %s) ORDER BY length(sort_key), sort_key LIMIT %s",
+        [
+            system,
+            key,
+            key + codes.RANGE_END_MARK,
+            KIND_CODE,
+            KIND_WRITEUP,
+            lay.MAX_UNDER_PREFIX,
+        ],
+    )
+    shortest = min((len(row["code"]) for row in rows), default=0)
+    return [row for row in rows if len(row["code"]) == shortest]
 
 
 def _span_labels(spans) -> str:
@@ -464,6 +577,17 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
         notices.append(f"{codes.SYSTEM_LABELS[system]} only")
 
     words = list(parsed.words)
+    # The lay phrases of the query reach their codes first; its words' synonyms
+    # widen the full text.
+    thesaurus = lay.Found()
+    if words or parsed.phrases:
+        thesaurus = lay.lookup(parsed.text, words, backend().fetch_rows)
+    lay_part = _lay_part(thesaurus, filters, seen)
+    if thesaurus.whole or not _text_matches(parsed, filters, seen, words, thesaurus):
+        # A phrase that is the whole query comes first; one that is only part of
+        # it ("acute cystitis") answers when all the words together match nothing.
+        seen |= set(lay_part.ids)
+        parts.append(lay_part)
     found_structured = any(part.hits for part in parts)
     if parsed.spans and not words and not parsed.phrases:
         spans_part = _Spans(parsed.spans, filters, sorted(seen), "Code in range")
@@ -482,7 +606,8 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
     offset = (wanted - 1) * per_page
     counted = [(part, part.counts()) for part in parts]
     before = sum(_size(counts, filters.kind) for _part, counts in counted)
-    text = _text_part(parsed, filters, sorted(seen), words, checkable(words))
+    synonyms = thesaurus.synonyms
+    text = _text_part(parsed, filters, sorted(seen), words, checkable(words), synonyms)
     if text is not None:
         text.shown = _shown(filters.kind, before, offset, per_page)
         counted.append((text, text.counts()))
@@ -494,7 +619,12 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
         fixed = corrections(unknown)
         if fixed:
             retry = _text_part(
-                parsed, filters, sorted(seen), [fixed.get(w, w) for w in words]
+                parsed,
+                filters,
+                sorted(seen),
+                [fixed.get(w, w) for w in words],
+                (),
+                synonyms,
             )
             retry.shown = text.shown
             retry_counts = retry.counts()
@@ -503,6 +633,20 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
                 totals = {kind: retry_counts.get(kind, 0) for kind in KINDS}
                 results.suggestion = _with_correction(parsed.text, fixed)
                 notices.append(f"Showing results for “{results.suggestion}”")
+
+    if not any(totals.values()) and text is not None:
+        # Never an empty page where some of the words find something.
+        relaxed = _relaxed(parsed, filters, sorted(seen), words, synonyms)
+        if relaxed is not None:
+            part, used = relaxed
+            part.shown = text.shown
+            part_counts = part.counts()
+            if any(part_counts.values()):
+                counted[-1] = (part, part_counts)
+                totals = {kind: part_counts.get(kind, 0) for kind in KINDS}
+                notices.append(
+                    "Showing results for some of your words: " + " ".join(used)
+                )
 
     results.counts = totals
     shown = counted[-1][0]
@@ -556,6 +700,24 @@ def suggest(prefix: str, limit: int) -> list[Suggestion]:
             f"{_SELECT} WHERE {sql} ORDER BY system, sort_key LIMIT %s",
             [*params, limit],
         )
+    lay_found = []
+    if parsed.words and not found:
+        # Phrases people use ("heart at": "Heart attack — I21 Acute myocardial
+        # infarction"), each leading to its main code.
+        for phrase, row in lay.suggestions(
+            prefix, min(limit, MAX_LAY_SUGGESTIONS), backend().fetch_rows
+        ):
+            if any(item.url == row["url"] for item in lay_found):
+                continue
+            lay_found.append(
+                Suggestion(
+                    f"{phrase[:1].upper()}{phrase[1:]} — {row['title']}",
+                    row["url"],
+                    row["kind"],
+                    row["detail"],
+                )
+            )
+        limit -= len(lay_found)
     if len(found) < limit:
         words = parsed.words[:-1] if not parsed.text.endswith(" ") else parsed.words
         last = parsed.words[-1] if parsed.words and words != parsed.words else ""
@@ -569,7 +731,12 @@ def suggest(prefix: str, limit: int) -> list[Suggestion]:
                 for row in rows
                 if row[0] not in known
             ]
-    return [
-        Suggestion(row["title"], row["url"], row["kind"], row["detail"])
-        for row in found[:limit]
-    ]
+    offered = {item.url for item in lay_found}
+    return (
+        lay_found
+        + [
+            Suggestion(row["title"], row["url"], row["kind"], row["detail"])
+            for row in found
+            if row["url"] not in offered
+        ][:limit]
+    )

@@ -1,6 +1,6 @@
 """
 The PostgreSQL backend: a stored weighted ``tsvector`` with a GIN index per kind
-(pages, codes; made by the migrations), ``websearch_to_tsquery`` over quoted words,
+(pages, codes; made by the migrations), ``to_tsquery`` over quoted lexemes,
 ``ts_rank_cd``, ``ts_headline``, ``unaccent`` in the text search configuration, and
 ``pg_trgm`` over the word list for typo tolerance.
 
@@ -33,31 +33,55 @@ CONFIG = "carecodes_english"
 _COLUMNS = clauses.columns("d")
 # The query as a subquery: the planner cannot see its words, so it never trades
 # the GIN index for a scan, and one plan serves every search (see ``_prepared``).
-_QUERY = f"(SELECT websearch_to_tsquery('{CONFIG}', %(query)s))"
+_QUERY = f"(SELECT to_tsquery('{CONFIG}', %(query)s))"
 # Ids below this are pages (policies, write-ups), from here on codes.
 CODES_FROM = KIND_DIGITS[KIND_CODE] * KIND_STEP
 
 
-def websearch_string(
-    words: list[str], phrases: list[list[str]], prefix: str = ""
-) -> str:
-    """Each word and phrase in double quotes, so "or" and "-" are not operators."""
-    parts = [f'"{word}"' for word in words]
-    parts += ['"' + " ".join(phrase) + '"' for phrase in phrases]
-    return " ".join(parts)
+def fts_string(words: list[str], phrases: list[list[str]], prefix: str = "") -> str:
+    """Every word and phrase, as ``match_string`` writes them."""
+    return match_string([[word] for word in words], phrases)
 
 
-# The engine passes the same string to either backend's functions.
-fts_string = websearch_string
+def match_string(groups: list[list[str]], phrases: list[list[str]] = ()) -> str:
+    """
+    A ``to_tsquery`` string of quoted lexemes only: all of ``groups`` (each a word
+    or any of its synonyms) and ``phrases``. The words are letters, digits and
+    underscores (``query.words_in``), so no operator from the input survives.
+    """
+    parts = []
+    for group in groups:
+        alternatives = [_lexeme(word) for word in group if _lexeme(word)]
+        if alternatives:
+            parts.append("(" + " | ".join(alternatives) + ")")
+    for phrase in phrases:
+        lexemes = [_lexeme(word) for word in phrase if _lexeme(word)]
+        if lexemes:
+            parts.append("(" + " <-> ".join(lexemes) + ")")
+    return " & ".join(parts)
+
+
+def any_string(matches: list[str]) -> str:
+    """Documents matching any of ``match_string``'s strings."""
+    return " | ".join(f"({match})" for match in matches if match)
+
+
+def _lexeme(word: str) -> str:
+    cleaned = "".join(char for char in word if char.isalnum())
+    return f"'{cleaned}'" if cleaned else ""
 
 
 class Where:
     """Conditions beyond the text match, with named parameters."""
 
-    def __init__(self, filters, exclude=(), spans=(), kind=""):
+    def __init__(self, filters, exclude=(), spans=(), kind="", demoted="", exact=""):
         self.sql = []
         self.params = {}
         self.kind = kind
+        # The ranking's factor beyond ts_rank_cd and the kind (``clauses.prior``).
+        self.prior = clauses.prior(
+            "d", demoted, exact, clauses.named(self.params, "prior")
+        )
         if filters.system:
             self.sql.append("d.system = %(system)s")
             self.params["system"] = filters.system
@@ -186,7 +210,9 @@ def _ranked(
     # ts_rank would cost a third (0.4 against 1.1 ms for 284 rows), but it scores
     # a page that says "work" forty times as one that says it once: pages would
     # fall behind every one-line code descriptor.
-    score = f"ts_rank_cd(d.search_vector, {_QUERY}, 1) * {_PRIOR} AS score"
+    score = (
+        f"ts_rank_cd(d.search_vector, {_QUERY}, 1) * {_PRIOR} * {where.prior} AS score"
+    )
     matching = _pages_then_codes(f"d.id, {score}", condition, COUNT_LIMIT)
     counting = ", ".join(
         f"count(*) FILTER (WHERE {_kind_range('id', each)}) AS n{digit}"
@@ -218,6 +244,17 @@ def _ranked(
             "words": list(words),
             **where.params,
         },
+    )
+
+
+def exists(match: str, where: Where) -> bool:
+    """Whether anything matches (the first match ends the lookup)."""
+    return bool(
+        _prepared(
+            f"SELECT 1 FROM search_searchdocument d WHERE d.search_vector @@ "
+            f"{_QUERY}{where.clause()} LIMIT 1",
+            {"query": match, **where.params},
+        )
     )
 
 

@@ -210,3 +210,51 @@ def parse(query: str) -> Parsed:
         parsed.words.append("policy")
     parsed.words = list(dict.fromkeys(parsed.words))[:MAX_WORDS]
     return parsed
+
+
+# Words that say nothing about what is searched for: dropped when all the words
+# together match nothing ("the pain in my lower back keeps getting worse").
+FILLER = frozenset(
+    """
+    a about after again all also always am an and any are as at be been before
+    being both but by can cant could did do does doing dont each even ever every
+    feel feeling feels felt few for from get gets getting got had has have having
+    he her here him his how i if im in into is it its ive just keep keeping keeps
+    kind lately like lot lots me more most much my myself need needs no nor not now
+    of off on once only or other our out own pretty quite really same she should
+    since so some something sometimes sort still such than that the their them then
+    there these they thing things this those through to too very want was way we
+    were what when where which while who whom why will with would you your
+    """.split()
+)
+# A chapter of ICD-10-CM answers a query only when the query says what it is about:
+# O pregnancy, P the newborn, V-Y external causes.
+_CHAPTER_WORDS = {
+    "O": """pregnancy pregnant pregnancies gestation gestational obstetric
+        obstetrical labor labour delivery postpartum puerperal puerperium trimester
+        maternal prenatal antenatal childbirth miscarriage abortion ectopic
+        eclampsia preeclampsia placenta placental lactation cesarean caesarean
+        puerperium""",
+    "P": """newborn newborns neonatal neonate perinatal fetal fetus birth preterm
+        premature""",
+    "VWXY": """accident accidental fall fell falling bite bitten struck collision
+        crash car motorcycle bicycle bike pedestrian drowning drowned assault
+        assaulted vehicle occupant driver passenger external cause hit stung sting
+        dog horse""",
+}
+CHAPTER_WORDS = {
+    letters: frozenset(words.split()) for letters, words in _CHAPTER_WORDS.items()
+}
+
+
+def demoted_chapters(words) -> str:
+    """The ICD-10-CM chapter letters the query does not name (see ``CHAPTER_WORDS``)."""
+    said = set(words)
+    return "".join(
+        letters for letters, named in CHAPTER_WORDS.items() if not said & named
+    )
+
+
+def meaningful(words: list[str]) -> list[str]:
+    """The words that carry meaning: no filler, no one-letter words."""
+    return [word for word in words if word not in FILLER and len(word) > 1]

@@ -41,6 +41,34 @@ def fts_string(words: list[str], phrases: list[list[str]], prefix: str = "") -> 
     return " ".join(parts)
 
 
+def match_string(groups: list[list[str]], phrases: list[list[str]] = ()) -> str:
+    """
+    All of ``groups`` (each: a word or any of its synonyms) and ``phrases``, as
+    quoted strings. A number of one or two digits ("type 2 diabetes") is matched
+    outside the code column, where "E11.2" holds a "2" of its own.
+    """
+    parts = []
+    for group in groups:
+        alternatives = [_word(word) for word in group]
+        if len(alternatives) == 1:
+            parts.append(alternatives[0])
+        elif alternatives:
+            parts.append("(" + " OR ".join(alternatives) + ")")
+    parts += [_quote(" ".join(phrase)) for phrase in phrases]
+    return " AND ".join(parts)
+
+
+def any_string(matches: list[str]) -> str:
+    """Documents matching any of ``match_string``'s strings."""
+    return " OR ".join(f"({match})" for match in matches if match)
+
+
+def _word(word: str) -> str:
+    if word.isdigit() and len(word) <= 2:
+        return "(- {text_a} : " + _quote(word) + ")"
+    return _quote(word)
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
@@ -48,11 +76,16 @@ def _quote(text: str) -> str:
 class Where:
     """The conditions of a text query beyond MATCH, as SQL over the FTS5 rowid."""
 
-    def __init__(self, filters, exclude=(), spans=(), kind=""):
+    def __init__(self, filters, exclude=(), spans=(), kind="", demoted="", exact=""):
         self.sql = []
         self.params = []
         self.join = False
         self.kind = kind
+        # The ranking's factor beyond bm25 and the kind (see ``clauses.prior``).
+        self.prior_params = []
+        self.prior = clauses.prior(
+            "d", demoted, exact, clauses.positional(self.prior_params)
+        )
         if kind:
             self.sql.append(f"search_fts.rowid / {KIND_STEP} = %s")
             self.params.append(KIND_DIGITS[kind])
@@ -96,6 +129,17 @@ def count(match: str, where: Where) -> dict[str, int]:
             [match, *where.params],
         )
         return {_KINDS[digit]: number for digit, number in cursor.fetchall()}
+
+
+def exists(match: str, where: Where) -> bool:
+    """Whether anything matches (the first match ends the lookup)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {_from(where.join)} WHERE search_fts MATCH %s"
+            f"{where.clause()} LIMIT 1",
+            [match, *where.params],
+        )
+        return cursor.fetchone() is not None
 
 
 def fetch_rows(sql: str, params) -> list[tuple]:
@@ -148,13 +192,15 @@ def page(
         if offset < ranked:
             bound = " AND search_fts.rowid <= %s" if cutoff is not None else ""
             cursor.execute(
-                f"SELECT search_fts.rowid FROM {_from(where.join)} "
+                f"SELECT search_fts.rowid FROM {_from(True)} "
                 f"WHERE search_fts MATCH %s{where.clause()}{bound} "
-                f"ORDER BY {_PRIOR}, search_fts.rowid LIMIT %s OFFSET %s",
+                f"ORDER BY {_PRIOR} * {where.prior}, search_fts.rowid "
+                "LIMIT %s OFFSET %s",
                 [
                     match,
                     *where.params,
                     *([cutoff] if cutoff is not None else []),
+                    *where.prior_params,
                     min(limit, ranked - offset),
                     offset,
                 ],
