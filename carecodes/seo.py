@@ -102,11 +102,17 @@ def website(request, name: str) -> dict:
 
 
 def medical_code(code) -> dict:
+    """The code, with its system's name and OID (the code set it belongs to)."""
     return {
         "@type": "MedicalCode",
         "codeValue": code.code,
         "codingSystem": code.get_system_display(),
         "name": code.descriptor,
+        "inCodeSet": {
+            "@type": "CategoryCodeSet",
+            "name": code.get_system_display(),
+            "identifier": f"urn:oid:{code.system_oid}",
+        },
     }
 
 
@@ -131,11 +137,20 @@ def medical_procedure(procedure, code) -> dict:
     return about
 
 
-def code_page(request, code, procedure, crumbs) -> dict:
+def code_page(
+    request,
+    code,
+    procedure,
+    crumbs,
+    *,
+    names_procedure=False,
+    plain_words="",
+) -> dict:
     """
     A MedicalWebPage about the procedure a write-up explains, for patients; or,
     without a write-up, about the code itself, whose official wording is for
-    clinicians.
+    clinicians. A code that ``names_procedure`` (ICD-10-PCS) without a write-up is
+    still about a MedicalProcedure, described by ``plain_words``, whose code it is.
     """
     url = canonical_url(request, code.get_absolute_url())
     page = {
@@ -157,6 +172,14 @@ def code_page(request, code, procedure, crumbs) -> dict:
             page["lastReviewed"] = procedure.reviewed_on.isoformat()
         if procedure.reviewed_by:
             page["reviewedBy"] = {"@type": "Person", "name": procedure.reviewed_by}
+    elif names_procedure:
+        page["about"] = {
+            "@type": "MedicalProcedure",
+            "name": code.descriptor,
+            "code": medical_code(code),
+        }
+        if plain_words:
+            page["about"]["description"] = plain_words
     else:
         page["about"] = medical_code(code)
     # The sitemap's lastmod for the page: the later of the code's and the write-up's.

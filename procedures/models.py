@@ -181,6 +181,14 @@ class CodeQuerySet(models.QuerySet):
             sort_key__lte=section.end_key,
         )
 
+    def in_outer_section(self):
+        """Codes in the range of the section an enclosing query is on (a subquery)."""
+        return self.filter(
+            system=models.OuterRef("system"),
+            sort_key__gte=models.OuterRef("start_key"),
+            sort_key__lte=models.OuterRef("end_key"),
+        )
+
 
 class Code(models.Model):
     system = models.CharField(max_length=12, choices=CodeSystem.choices)
@@ -276,6 +284,11 @@ class Code(models.Model):
     def clean(self):
         if self.system:
             self.code = _normalize_or_invalid(self.system, self.code, "code")
+
+    @property
+    def system_oid(self) -> str:
+        """The HL7 OID of the code's system (2.16.840.1.113883.6.4 for ICD-10-PCS)."""
+        return codes.SYSTEM_OIDS[codes.System(self.system)]
 
     def find_section(self):
         """The narrowest section whose range holds this code."""

@@ -1,5 +1,5 @@
 from django.contrib.sitemaps import Sitemap
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import Max, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from django.utils.functional import cached_property
@@ -114,13 +114,8 @@ class SectionSitemap(ContentSitemap):
 
     def latest_query(self):
         # A section's page lists what lies in its range, so it changes when they do.
-        # (CodeQuerySet.in_section takes a section, not an outer reference.)
         newest_in_range = (
-            Code.objects.filter(
-                system=OuterRef("system"),
-                sort_key__gte=OuterRef("start_key"),
-                sort_key__lte=OuterRef("end_key"),
-            )
+            Code.objects.in_outer_section()
             .order_by("-updated_at")
             .values("updated_at")[:1]
         )

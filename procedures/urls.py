@@ -6,6 +6,7 @@ app_name = "procedures"
 urlpatterns = [
     path("", views.home, name="home"),
     path("codes/", views.code_index, name="code_index"),
+    path("codes/<str:system>/", views.system_index, name="system_index"),
     path("codes/<str:system>/<str:code>/", views.code_detail, name="code"),
     path(
         "codes/<str:system>/<str:code>/handout.pdf",

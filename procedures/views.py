@@ -2,8 +2,9 @@ import datetime
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.db.models import F
+from django.db.models import Count, F, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.text import Truncator
 
 from carecodes import seo
@@ -11,21 +12,51 @@ from carecodes.errors import NotFound
 from policies import versions
 from policies.models import PolicyCode
 
-from . import codes
-from .models import Code, CodeSection, Procedure, PublicationStatus
+from . import codes, pcs
+from .models import Code, CodeSection, PcsAxisValue, Procedure, PublicationStatus
 
 NEIGHBOURS = 3
 
 
 def resolve_code(system_slug: str, code_text: str) -> tuple[str, str]:
     """The canonical (system slug, code) for a URL's parts, or 404 in plain words."""
-    system = codes.system_from_slug(system_slug)
-    if system is None:
-        raise NotFound(f"“{system_slug}” is not a code system this site knows.")
+    system = known_system(system_slug)
     try:
         return system.value, codes.normalize(system, code_text)
     except codes.CodeError as error:
-        raise NotFound(str(error)) from error
+        raise NotFound(
+            str(error), suggestions=malformed_code_suggestions(system, code_text)
+        ) from error
+
+
+def known_system(system_slug: str) -> codes.System:
+    system = codes.system_from_slug(system_slug)
+    if system is None:
+        raise NotFound(f"“{system_slug}” is not a code system this site knows.")
+    return system
+
+
+def malformed_code_suggestions(system, code_text: str) -> list[tuple[str, str]]:
+    """
+    For a code that cannot be read: the narrowest ICD-10-PCS section its first
+    characters name (0SRC0J -> Knee Joint, Right), then the system's index. Other
+    systems leave it to the 404 page's search suggestions.
+    """
+    if system is not codes.System.ICD10PCS:
+        return []
+    text = code_text.strip().upper()[:4] if isinstance(code_text, str) else ""
+    slugs = [f"pcs-{text[:length].lower()}" for length in range(len(text), 0, -1)]
+    sections = CodeSection.objects.filter(system=system, slug__in=slugs).order_by(
+        "-depth"
+    )[:1]
+    return [
+        *((f"ICD-10-PCS {found.name}", found.get_absolute_url()) for found in sections),
+        ("Every ICD-10-PCS section", reverse_system_index(system)),
+    ]
+
+
+def reverse_system_index(system) -> str:
+    return reverse("procedures:system_index", kwargs={"system": system})
 
 
 def home(request):
@@ -77,6 +108,54 @@ def code_index(request):
     )
 
 
+def system_index(request, system):
+    """
+    ``/codes/<system>/``: a code system's top sections with their code counts (the
+    way into 78,000 ICD-10-PCS codes: section, body system, table, body part).
+    """
+    found = known_system(system)
+    if found.value != system:
+        return redirect("procedures:system_index", system=found.value, permanent=True)
+    label = codes.SYSTEM_LABELS[found]
+    sections = with_code_counts(CodeSection.objects.filter(system=found, parent=None))
+    crumbs = [
+        ("Home", "/"),
+        ("Browse codes", reverse("procedures:code_index")),
+        (label, request.path),
+    ]
+    return render(
+        request,
+        "procedures/system_index.html",
+        {
+            "system_label": label,
+            "oid": codes.SYSTEM_OIDS[found],
+            "is_pcs": found is codes.System.ICD10PCS,
+            "sections": sections,
+            "crumbs": crumbs,
+            "og_title": f"{label} codes by section",
+            "description": seo.meta_description(
+                f"Browse the {label} code set by section, with the number of codes "
+                "in each and every code explained in plain words."
+            ),
+            "json_ld": seo.collection_page(
+                request, f"{label} codes by section", request.path, crumbs
+            ),
+        },
+    )
+
+
+def with_code_counts(sections):
+    """Sections annotated with ``code_count``, the codes in their range (one query)."""
+    in_range = (
+        Code.objects.in_outer_section()
+        .order_by()
+        .values("system")
+        .annotate(count=Count("*"))
+        .values("count")
+    )
+    return sections.annotate(code_count=Subquery(in_range))
+
+
 def code_page_target(system, code, url_name, *related):
     """
     The code a code address names, or a 301 to its canonical address.
@@ -99,17 +178,26 @@ def code_page_target(system, code, url_name, *related):
             f"{codes.SYSTEM_LABELS[codes.System(system)]} {canonical[1]} is a valid "
             "code, but it is not on this site yet.",
             suggestions=[
-                (f"{near.code}: {near.descriptor}", near.get_absolute_url())
-                for near in codes_around(system, canonical[1])
+                *(
+                    (f"{near.code}: {near.descriptor}", near.get_absolute_url())
+                    for near in codes_around(system, canonical[1])
+                ),
+                *malformed_code_suggestions(codes.System(system), canonical[1]),
             ],
         )
     return found
 
 
 def codes_around(system: str, code: str):
-    """The codes on this site either side of where ``code`` would sort."""
+    """
+    The codes on this site either side of where ``code`` would sort; for
+    ICD-10-PCS, in the same table (its first three characters), if it has any.
+    """
     key = codes.sort_key(codes.System(system), code)
-    return either_side(Code.objects.filter(system=system), key)
+    nearby = Code.objects.filter(system=system)
+    if system == codes.System.ICD10PCS:
+        nearby = nearby.filter(sort_key__startswith=key[:3])
+    return either_side(nearby, key)
 
 
 def either_side(nearby, key: str) -> list:
@@ -163,9 +251,25 @@ def render_code_page(request, code, procedure, *, preview=False):
             + (procedure.title if procedure else code.descriptor)
         ).chars(90, truncate="…"),
         "shows_cpt": code.system == codes.System.CPT,
-        "json_ld": seo.code_page(request, code, procedure, crumbs),
+        **pcs_explanation(code),
     }
+    context["json_ld"] = seo.code_page(
+        request,
+        code,
+        procedure,
+        crumbs,
+        names_procedure=code.system == codes.System.ICD10PCS,
+        plain_words=context.get("plain_words", ""),
+    )
     return render(request, "procedures/code_detail.html", context)
+
+
+def pcs_explanation(code) -> dict:
+    """An ICD-10-PCS code's seven axis values and its sentence (one query)."""
+    if code.system != codes.System.ICD10PCS:
+        return {}
+    axes = PcsAxisValue.objects.for_code(code.code)
+    return {"pcs_axes": axes, "plain_words": pcs.plain_words(axes)}
 
 
 def code_page_preview(request, procedure):
@@ -250,7 +354,7 @@ def section_detail(request, system, slug):
         system=system,
         slug=slug,
     )
-    children = list(section.children.all())
+    children = list(with_code_counts(section.children.all()))
     page = None
     if not children:
         page = Paginator(
@@ -268,6 +372,7 @@ def section_detail(request, system, slug):
         {
             "section": section,
             "children": children,
+            "children_heading": children_heading(section),
             "page": page,
             "crumbs": crumbs,
             "shows_cpt": section.system == codes.System.CPT,
@@ -284,9 +389,23 @@ def section_detail(request, system, slug):
     )
 
 
+# What an ICD-10-PCS section's children are, by its depth: a section holds body
+# systems, a body system root operations (the tables), a table body parts.
+PCS_LEVELS = ["Body systems", "Root operations", "Body parts"]
+
+
+def children_heading(section) -> str:
+    if section.system == codes.System.ICD10PCS and section.depth < len(PCS_LEVELS):
+        return PCS_LEVELS[section.depth]
+    return "Sections"
+
+
 def breadcrumbs_for(section):
+    """Home, the section's code system (its index), then the sections down to it."""
     crumbs = [("Home", "/")]
     if section is not None:
+        system = codes.System(section.system)
+        crumbs.append((codes.SYSTEM_LABELS[system], reverse_system_index(system)))
         for node in [*section.ancestors(), section]:
             crumbs.append((node.name, node.get_absolute_url()))
     return crumbs

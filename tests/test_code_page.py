@@ -160,6 +160,11 @@ def test_the_page_declares_structured_data(client, sample_data):
         "codeValue": "97546",
         "codingSystem": "CPT",
         "name": Code.objects.get(code="97546").descriptor,
+        "inCodeSet": {
+            "@type": "CategoryCodeSet",
+            "name": "CPT",
+            "identifier": "urn:oid:2.16.840.1.113883.6.12",
+        },
     }
     assert data["breadcrumb"]["@type"] == "BreadcrumbList"
     canonical = tree.xpath("//link[@rel='canonical']/@href")[0]

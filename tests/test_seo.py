@@ -176,6 +176,11 @@ def test_a_write_up_page_describes_a_medical_procedure_for_patients(
         "codingSystem": "CPT",
         "name": "Work hardening/conditioning; each additional hour (List separately "
         "in addition to code for primary procedure)",
+        "inCodeSet": {
+            "@type": "CategoryCodeSet",
+            "name": "CPT",
+            "identifier": "urn:oid:2.16.840.1.113883.6.12",
+        },
     }
 
 
