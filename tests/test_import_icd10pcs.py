@@ -299,3 +299,23 @@ def test_the_full_import_is_skipped_when_the_year_is_loaded(monkeypatch):
     out = StringIO()
     call_command("import_icd10pcs", stdout=out)
     assert "already loaded" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_value_labelled_twice_in_one_table_keeps_the_first_and_says_so(
+    tmp_path, tables_path
+):
+    tables = tmp_path / "icd10pcs.db"
+    tables.write_bytes(tables_path.read_bytes())
+    with sqlite3.connect(tables) as connection:
+        connection.execute(
+            "UPDATE pcs_tree SET bp_def = 'Knee, Right' WHERE code = '0SRC0JZ'"
+        )
+    summary = import_slice(["0SR"], tables_db=tables)
+    assert (
+        "Table 0SR gives character 4 value C two labels, “Knee Joint, Right” and "
+        "“Knee, Right” (at 0SRC0JZ); the first is kept." in summary
+    )
+    assert PcsAxisValue.objects.get(prefix="0SR", position=4, value="C").label == (
+        "Knee Joint, Right"
+    )

@@ -87,14 +87,21 @@ class Command(BaseCommand):
         progress = Progress(
             "Saving ICD-10-PCS", len(parsed.codes), enabled=verbosity > 0
         )
-        writing = time.monotonic()
+        writing, cpu_writing = time.monotonic(), time.process_time()
         with transaction.atomic():
             axis_created, axis_updated = save_axis_values(parsed.axis_values)
             result = save_code_set(parsed, icd10pcs.FIELDS, progress)
-            committing = time.monotonic()
+            committing, cpu_committing = time.monotonic(), time.process_time()
         # The search index and similar codes catch up on commit (the change queue).
         result.writing_seconds = committing - writing
         result.following_seconds = time.monotonic() - committing
+        cpu = {
+            "reading": cpu_writing - cpu_started,
+            "writing": cpu_committing - cpu_writing,
+            "committing and updating derived data": (
+                time.process_time() - cpu_committing
+            ),
+        }
         if verbosity:
             for line in parsed.report:
                 self.stdout.write(f"Note: {line}")
@@ -103,8 +110,9 @@ class Command(BaseCommand):
                 f"{len(parsed.codes):,} codes and {len(parsed.axis_values):,} axis "
                 f"values (FY{icd10pcs.TABLES_YEAR} tables) read; {result.summary()}; "
                 f"{axis_created:,} axis values created, {axis_updated:,} updated "
-                f"({time.monotonic() - started:.1f} s, "
-                f"{time.process_time() - cpu_started:.1f} s CPU)."
+                f"({time.monotonic() - started:.1f} s; CPU "
+                + ", ".join(f"{name} {value:.1f} s" for name, value in cpu.items())
+                + ")."
             )
 
     def fully_loaded(self):
