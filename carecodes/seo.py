@@ -145,6 +145,7 @@ def code_page(
     *,
     names_procedure=False,
     plain_words="",
+    also_called=(),
 ) -> dict:
     """
     A MedicalWebPage about the procedure a write-up explains, for patients; or,
@@ -182,6 +183,9 @@ def code_page(
             page["about"]["description"] = plain_words
     else:
         page["about"] = medical_code(code)
+    if also_called:
+        # The names people use for it (the lay-term thesaurus).
+        page["about"]["alternateName"] = list(also_called)
     # The sitemap's lastmod for the page: the later of the code's and the write-up's.
     modified = max(code.updated_at, procedure.updated_at) if procedure else None
     page["dateModified"] = (modified or code.updated_at).date().isoformat()

@@ -209,7 +209,8 @@ def _parse_row(cells, where, code_list, parsed, kinds):
                 targets.append((system, code))
     if dead:
         parsed.problems.append(
-            f"{where}: “{phrase}”: {', '.join(dead)} matches no code of its system; "
+            f"{where}: “{phrase}”: {', '.join(dead)} "
+            f"{'matches' if len(dead) == 1 else 'match'} no code of its system; "
             "the row was refused."
         )
         return None

@@ -12,7 +12,7 @@ from carecodes.errors import NotFound
 from policies import versions
 from policies.models import PolicyCode
 
-from . import codes, pcs
+from . import codes, lay_terms, pcs
 from .models import Code, CodeSection, PcsAxisValue, Procedure, PublicationStatus
 
 NEIGHBOURS = 3
@@ -251,6 +251,8 @@ def render_code_page(request, code, procedure, *, preview=False):
             + (procedure.title if procedure else code.descriptor)
         ).chars(90, truncate="…"),
         "shows_cpt": code.system == codes.System.CPT,
+        # One query: the phrases people use for it (the lay-term thesaurus).
+        "also_called": lay_terms.also_called(code),
         **pcs_explanation(code),
     }
     context["json_ld"] = seo.code_page(
@@ -260,6 +262,7 @@ def render_code_page(request, code, procedure, *, preview=False):
         crumbs,
         names_procedure=code.system == codes.System.ICD10PCS,
         plain_words=context.get("plain_words", ""),
+        also_called=context["also_called"],
     )
     return render(request, "procedures/code_detail.html", context)
 

@@ -181,12 +181,13 @@ def test_the_canonical_address_drops_the_query_string(client, sample_data):
 def test_the_code_page_costs_a_fixed_number_of_queries(
     client, sample_data, django_assert_num_queries
 ):
-    # 8: the code, its primary and add-on codes, the policies naming it, the codes
-    # before and after it, its top similar codes (one query, stored or not), and
-    # the policy versions that changed its coverage (policies.versions).
-    with django_assert_num_queries(8):
+    # 9: the code, its primary and add-on codes, the policies naming it, the codes
+    # before and after it, its top similar codes (one query, stored or not), the
+    # policy versions that changed its coverage (policies.versions), and the
+    # phrases people use for it (procedures.lay_terms.also_called).
+    with django_assert_num_queries(9):
         client.get(reverse("procedures:code", args=["cpt", "97546"]))
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         client.get(reverse("procedures:code", args=["icd-10-cm", "S52.501A"]))
 
 

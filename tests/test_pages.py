@@ -103,7 +103,8 @@ def test_the_500_page_renders_without_a_request(client):
         ("/", 2),
         ("/codes/", 2),
         ("/payers/aetna/", 2),
-        ("/sections/cpt/physical-medicine-and-rehabilitation/", 4),
+        # The section, its children, the count and page of its codes, their phrases.
+        ("/sections/cpt/physical-medicine-and-rehabilitation/", 5),
         ("/sections/icd-10-cm/chapter-21/", 2),
         # The engine's queries (SQLite: count, rank, page; PostgreSQL all three in
         # one) plus the payer filter's choices.

@@ -437,8 +437,8 @@ def test_the_page_is_about_a_medical_procedure_with_the_systems_oid(client, pcs_
 def test_a_pcs_code_page_costs_a_fixed_number_of_queries(
     client, pcs_tables, django_assert_num_queries
 ):
-    # The eight of every code page (test_code_page) and the seven axis values.
-    with django_assert_num_queries(9):
+    # The nine of every code page (test_code_page) and the seven axis values.
+    with django_assert_num_queries(10):
         response = client.get("/codes/icd-10-pcs/0SRC0J9/")
     assert b"In plain words" in response.content
 

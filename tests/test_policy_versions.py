@@ -522,10 +522,10 @@ def test_the_code_pages_policy_table_costs_the_same_with_fifty_versions(
     client, revised, django_assert_num_queries
 ):
     # The code page's fixed count (tests/test_code_page.py) with the change history.
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         first = client.get("/codes/cpt/97546/")
     fifty_versions()
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         again = client.get("/codes/cpt/97546/")
     assert status_cell(page(first)) == status_cell(page(again))
 
