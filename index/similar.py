@@ -849,7 +849,9 @@ def _policy(corpus, a, b, found):
     large = corpus.large_rows.get(a)
     if large and score == 0:
         both = large & corpus.large_rows.get(b, set())
-        if both:  # the first row, whatever order the sets were filled in
+        if both and found is None:
+            score += LARGE_RANGE_WEIGHT
+        elif both:  # the first row, whatever order the sets were filled in
             row_id = min(both)
             name = corpus.policy_names[corpus.row_policy[row_id]]
             text = f"Both inside the range {corpus.row_display[row_id]} of {name}"
@@ -989,7 +991,10 @@ class Arrays:
         self.prefixed = np.zeros(n, dtype=bool)
         self.addon = np.zeros(n, dtype=bool)
         self.policy = np.zeros(n, dtype=bool)
-        self.large = np.zeros(n, dtype=bool)
+        # The set of large range rows covering each code, numbered (-1: none): two
+        # codes with the same number are both inside a large range.
+        self.large_rows = np.full(n, -1, dtype=np.int64)
+        numbered = {}
         for i, code_id in enumerate(self.ids.tolist()):
             system, _code, key, _desc, _parent, section = corpus.codes[code_id]
             self.position[i] = corpus.position[code_id]
@@ -1004,7 +1009,10 @@ class Arrays:
                 corpus.primaries.get(code_id) or corpus.addons.get(code_id)
             )
             self.policy[i] = bool(corpus.policies.get(code_id))
-            self.large[i] = bool(corpus.large_rows.get(code_id))
+            rows = corpus.large_rows.get(code_id)
+            if rows:
+                self.large_rows[i] = numbered.setdefault(frozenset(rows), len(numbered))
+        self.large = self.large_rows >= 0
         self.text = self._tfidf(corpus)
 
     def _tfidf(self, corpus):
@@ -1129,10 +1137,16 @@ def _score_pairs(corpus, arrays, a, b) -> Scored:
     ids = arrays.ids
     for i in np.flatnonzero(python).tolist():
         structure[i] = _structure(corpus, int(ids[a[i]]), int(ids[b[i]]), None)
-    policy = (arrays.policy[a] & arrays.policy[b]) | (arrays.large[a] & arrays.large[b])
-    policy_score = np.zeros(n)
-    for i in np.flatnonzero(policy).tolist():
+    shared = arrays.policy[a] & arrays.policy[b]
+    large = ~shared & arrays.large[a] & arrays.large[b]
+    # Not both named in policies, but inside the same large ranges: the range's
+    # small weight, without asking ``_policy`` (some 40,000 codes sit inside the
+    # seed's S00.00X+ - T88.9XX+, and so do most of their candidates).
+    inside = large & (arrays.large_rows[a] == arrays.large_rows[b])
+    policy_score = np.where(inside, LARGE_RANGE_WEIGHT, 0.0)
+    for i in np.flatnonzero(shared | (large & ~inside)).tolist():
         policy_score[i] = _policy(corpus, int(ids[a[i]]), int(ids[b[i]]), None)
+    policy = shared | large  # the pairs whose reasons ask ``_policy``
 
     base = structure + policy_score
     cosine = arrays.cosine(a, b)

@@ -7,7 +7,13 @@ from django.core.management import CommandError, call_command
 
 from index import similar
 from index.models import SimilarCode
-from policies.models import PolicyCode, PolicyCodeGroup
+from policies.models import (
+    Coverage,
+    Policy,
+    PolicyCode,
+    PolicyCodeGroup,
+    PolicyStatus,
+)
 from procedures.models import Code, Procedure, PublicationStatus
 
 pytestmark = pytest.mark.django_db
@@ -159,6 +165,58 @@ def test_a_fracture_lists_its_encounters_and_neighbours_before_other_families(
         "Same code, another 7th character: S52.501"
     )
     assert reasons("S52.501A", "S52.502A")[0] == "Same subcategory: S52.50"
+
+
+def add_fracture_policy():
+    """
+    A second published Aetna policy listing S52.501A and Z51.89 (which 0198 lists
+    too), with a large range of its own inside 0198's S00.00X+ - T88.9XX+.
+    """
+    aetna = Policy.objects.get(number="0198")
+    policy = Policy.objects.create(
+        payer=aetna.payer,
+        number="0999",
+        title="Fracture rehabilitation",
+        status=PolicyStatus.PUBLISHED,
+    )
+    group = PolicyCodeGroup.objects.create(
+        policy=policy,
+        heading="ICD-10-CM codes covered if selection criteria are met",
+        coverage=Coverage.CRITERIA,
+        system="icd-10-cm",
+    )
+    rows = [("S52.501A", ""), ("Z51.89", ""), ("S52.00X+", "S52.9XX+")]
+    for position, (start, end) in enumerate(rows):
+        PolicyCode.objects.create(
+            group=group, start_code=start, end_code=end, position=position
+        )
+    return policy
+
+
+def test_the_bulk_rebuild_scores_large_ranges_as_one_code_at_a_time(
+    db, django_capture_on_commit_callbacks, monkeypatch
+):
+    # Codes inside both large ranges, inside one only, listed as well: the arrays
+    # give the pairs inside the same ranges their weight without asking _policy.
+    make_icd_subset()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("load_sample_data", verbosity=0, seeds_only=True)
+    add_fracture_policy()
+    monkeypatch.setattr(similar, "FEW", 0)
+    corpus = similar.Corpus.load()
+    assert len({frozenset(rows) for rows in corpus.large_rows.values()}) == 2
+    similar.rebuild()
+    for row in Code.objects.all():
+        expected = [
+            (entry.similar_id, entry.score, entry.reasons)
+            for entry in similar.compute(corpus, row.pk)
+        ]
+        stored_rows = SimilarCode.objects.filter(code=row).order_by("rank")
+        assert [(r.similar_id, r.score, r.reasons) for r in stored_rows] == expected
+    assert reasons("S52.601A", "S52.602A")[-1] == (
+        "Both inside the range S00.00X+ - T88.9XX+ of Aetna policy 0198 (Work "
+        "Hardening Programs)"
+    )
 
 
 def test_a_draft_write_up_never_shows_in_reasons(sample_data):

@@ -18,15 +18,9 @@ from django.utils import timezone
 
 from index import similar
 from index.models import ContentChange, EmptySimilarList, SimilarCode
-from policies.models import (
-    Coverage,
-    Policy,
-    PolicyCode,
-    PolicyCodeGroup,
-    PolicyStatus,
-)
+from policies.models import Policy, PolicyCode, PolicyCodeGroup, PolicyStatus
 from procedures.models import Code, Procedure, PublicationStatus
-from tests.test_similar_codes import make_icd_subset
+from tests.test_similar_codes import add_fracture_policy, make_icd_subset
 
 pytestmark = pytest.mark.django_db
 
@@ -207,24 +201,8 @@ def test_a_policy_unpublished_elsewhere_leaves_the_cache(corpus_db):
 def test_a_policy_save_redoes_its_own_signals_as_a_full_load_would(corpus_db):
     # A second policy naming codes 0198 names too, with a large range of its own.
     aetna = Policy.objects.get(number="0198")
-    other = Policy.objects.create(
-        payer=aetna.payer,
-        number="0999",
-        title="Fracture rehabilitation",
-        status=PolicyStatus.PUBLISHED,
-    )
-    group = PolicyCodeGroup.objects.create(
-        policy=other,
-        heading="ICD-10-CM codes covered if selection criteria are met",
-        coverage=Coverage.CRITERIA,
-        system="icd-10-cm",
-    )
-    for position, (start, end) in enumerate(
-        [("S52.501A", ""), ("Z51.89", ""), ("S40.00X+", "S69.9XX+")]
-    ):
-        PolicyCode.objects.create(
-            group=group, start_code=start, end_code=end, position=position
-        )
+    other = add_fracture_policy()
+    group = other.code_groups.get()
     touched = refresh_and_check(policy_ids=[other.pk])
     assert code_id("S52.501A") in touched
     assert reasons_of("Z51.89", "S52.501A")[0] == (
@@ -240,7 +218,7 @@ def test_a_policy_save_redoes_its_own_signals_as_a_full_load_would(corpus_db):
     cached = similar._cached.corpus
     assert list(cached.policies[code_id("Z51.89")]) == [aetna.pk, other.pk]
     assert cached.large_rows[code_id("S52.501A")] == {
-        PolicyCode.objects.get(group=group, start_code="S40.00X").pk
+        PolicyCode.objects.get(group=group, start_code="S52.00X").pk
     }
     # And the second policy unpublished: its signals go, 0198's stay.
     Policy.objects.filter(pk=other.pk).update(status=PolicyStatus.DRAFT)
