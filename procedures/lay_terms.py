@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, OuterRef, Subquery
 
 from . import codes
 from .models import (
@@ -407,20 +408,30 @@ def phrases_for_codes(
         wanted = set(code_values)
     else:
         wanted = {prefix for code in code_values for prefix in _prefixes(code)}
+    # How many targets each phrase has: a phrase meaning only this (type 2 diabetes)
+    # comes before one that also means others (diabetes), on a par otherwise.
+    spread = (
+        LayTermTarget.objects.filter(term=OuterRef("term"))
+        .order_by()
+        .values("term")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
     rows = (
         LayTermTarget.objects.filter(system=system, code__in=wanted)
-        .values_list("code", "position", "term__phrase")
+        .annotate(spread=Subquery(spread))
+        .values_list("code", "position", "spread", "term__phrase")
         .order_by()
     )
     by_prefix = defaultdict(list)
-    for target, position, phrase in rows:
-        by_prefix[target].append((position, phrase))
+    for target, position, count, phrase in rows:
+        by_prefix[target].append((position, count, phrase))
     found = {}
     for code in code_values:
         ranked = []
         for prefix in reversed(_prefixes(code)):
             ranked += sorted(by_prefix.get(prefix, ()))
-        phrases = list(dict.fromkeys(phrase for _, phrase in ranked))
+        phrases = list(dict.fromkeys(phrase for *_, phrase in ranked))
         if phrases:
             found[code] = phrases[:limit]
     return found

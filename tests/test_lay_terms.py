@@ -370,6 +370,22 @@ def test_also_called_gives_five_phrases_the_most_specific_first(loaded):
 
 
 @pytest.mark.django_db
+def test_a_phrase_meaning_only_this_code_comes_before_a_broader_one(
+    icd_slice, tmp_path
+):
+    path = write(
+        tmp_path,
+        "eyes.csv",
+        HEADER
+        + "eye trouble,condition,H53.0 H53.1 H53.2,,,\nlazy eye,condition,H53.0,,,\n",
+    )
+    lay_terms.load_thesaurus([path])
+    code = Code.objects.get(system="icd-10-cm", code="H53.001")
+
+    assert lay_terms.also_called(code) == ["lazy eye", "eye trouble"]
+
+
+@pytest.mark.django_db
 def test_the_code_page_says_what_people_also_call_it_in_plain_words(
     client, loaded, django_assert_num_queries
 ):
