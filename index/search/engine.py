@@ -577,17 +577,6 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
         notices.append(f"{codes.SYSTEM_LABELS[system]} only")
 
     words = list(parsed.words)
-    # The lay phrases of the query reach their codes first; its words' synonyms
-    # widen the full text.
-    thesaurus = lay.Found()
-    if words or parsed.phrases:
-        thesaurus = lay.lookup(parsed.text, words, backend().fetch_rows)
-    lay_part = _lay_part(thesaurus, filters, seen)
-    if thesaurus.whole or not _text_matches(parsed, filters, seen, words, thesaurus):
-        # A phrase that is the whole query comes first; one that is only part of
-        # it ("acute cystitis") answers when all the words together match nothing.
-        seen |= set(lay_part.ids)
-        parts.append(lay_part)
     found_structured = any(part.hits for part in parts)
     if parsed.spans and not words and not parsed.phrases:
         spans_part = _Spans(parsed.spans, filters, sorted(seen), "Code in range")
@@ -597,6 +586,18 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
         notices.append(f"Codes {_span_labels(parsed.spans)} matching words")
     elif not found_structured:
         words += [word for word in parsed.code_words if word not in words]
+
+    # The lay phrases of the query reach their codes first; its words' synonyms
+    # widen the full text.
+    thesaurus = lay.Found()
+    if parsed.words or parsed.phrases:
+        thesaurus = lay.lookup(parsed.text, words, backend().fetch_rows)
+    if thesaurus.whole or not _text_matches(parsed, filters, seen, words, thesaurus):
+        # A phrase that is the whole query comes first; one that is only part of
+        # it ("acute cystitis") answers when all the words together match nothing.
+        lay_part = _lay_part(thesaurus, filters, seen)
+        seen |= set(lay_part.ids)
+        parts.insert(1, lay_part)
 
     parts += [naming_part, number_part]
     try:
