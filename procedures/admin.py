@@ -112,8 +112,8 @@ class LayTermForm(forms.ModelForm):
 
 @admin.register(LayTerm)
 class LayTermAdmin(admin.ModelAdmin):
-    """Phrases people use; rows made here are marked "staff" (the CSV files are
-    loaded by manage.py import_lay_terms, which never deletes them)."""
+    """Phrases people use; rows added or edited here are marked "staff", and
+    manage.py import_lay_terms (which loads the CSV files) leaves them as they are."""
 
     form = LayTermForm
     inlines = [LayTermTargetInline]
@@ -123,8 +123,7 @@ class LayTermAdmin(admin.ModelAdmin):
     readonly_fields = ["source", "updated_at"]
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.source = lay_terms.STAFF
+        obj.source = lay_terms.STAFF
         super().save_model(request, obj, form, change)
 
 

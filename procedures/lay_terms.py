@@ -274,6 +274,7 @@ class LoadResult:
     problems: list = field(default_factory=list)
     unloaded: dict = field(default_factory=dict)
     changed_phrases: list = field(default_factory=list)
+    kept: list = field(default_factory=list)  # "file:line" of rows staff edited
 
     @property
     def written(self) -> int:
@@ -285,6 +286,11 @@ class LoadResult:
             lines.append(
                 f"No {CodeSystem(system).label} codes are loaded: {count} targets "
                 "were left out; import that code set, then run this again."
+            )
+        if self.kept:
+            lines.append(
+                f"Kept as staff edited them in the admin ({len(self.kept)}): "
+                + ", ".join(self.kept)
             )
         if self.problems:
             lines.append(f"Refused ({len(self.problems)}):")
@@ -298,8 +304,9 @@ def load_thesaurus(
     """Write the thesaurus rows of ``paths`` (and the synonyms) in one transaction.
 
     With ``prune``, thesaurus rows and synonyms no longer in the files are deleted
-    (rows staff added in the admin never are). A phrase staff added that a file now
-    holds becomes the file's row.
+    (rows staff added or edited in the admin never are). A row staff added or
+    edited is kept as they left it, even when a file holds the phrase too; the
+    summary names those rows.
     """
     if paths is None:
         paths = default_paths()
@@ -318,22 +325,21 @@ def load_thesaurus(
                 new.append((LayTerm(phrase=row.phrase, kind=row.kind), row))
                 touched.update(row.targets)
                 continue
+            if term.source != THESAURUS:
+                # Staff added or edited it in the admin: their row stands, and the
+                # summary says so, for the file to be brought in line.
+                result.kept.append(row.where)
+                continue
             before = stored_targets[term.pk]
-            if (
-                term.kind == row.kind
-                and term.source == THESAURUS
-                and before == row.targets
-            ):
+            if term.kind == row.kind and before == row.targets:
                 result.phrases.unchanged += 1
                 continue
-            term.kind, term.source = row.kind, THESAURUS
+            term.kind = row.kind
             changed.append((term, row))
             touched.update(before)
             touched.update(row.targets)
         if changed:
-            LayTerm.objects.bulk_update(
-                [term for term, _ in changed], ["kind", "source"]
-            )
+            LayTerm.objects.bulk_update([term for term, _ in changed], ["kind"])
             LayTermTarget.objects.filter(
                 term__in=[term for term, _ in changed]
             ).delete()

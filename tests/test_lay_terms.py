@@ -126,6 +126,24 @@ def test_a_changed_row_is_updated_and_pruning_deletes_only_thesaurus_rows(
 
 
 @pytest.mark.django_db
+def test_a_row_staff_edited_in_the_admin_is_kept_and_named_in_the_summary(
+    icd_slice, thesaurus_files
+):
+    lay_terms.load_thesaurus(thesaurus_files)
+    term = LayTerm.objects.get(phrase="lazy eye")
+    term.targets.update(code="H53.1")
+    LayTerm.objects.filter(pk=term.pk).update(source="staff")
+
+    result = lay_terms.load_thesaurus(thesaurus_files, prune=True)
+
+    assert result.written == 0
+    assert lay_terms.targets_for_phrase("lazy eye") == [("icd-10-cm", "H53.1")]
+    assert "Kept as staff edited them in the admin (1): eyes.csv:2" in (
+        result.summary()
+    )
+
+
+@pytest.mark.django_db
 def test_the_import_tells_the_index_what_changed_inside_its_transaction(
     icd_slice, thesaurus_files
 ):
@@ -284,7 +302,9 @@ def add_phrase(client, phrase, system, code):
 
 
 @pytest.mark.django_db
-def test_an_author_adds_a_phrase_in_the_admin_as_staff(client, author_ava):
+def test_an_author_adds_and_edits_phrases_in_the_admin_as_staff(
+    client, author_ava, tmp_path
+):
     client.force_login(author_ava)
 
     response = add_phrase(client, "  Wonky  Eye ", "icd-10-cm", "h53.0")
@@ -293,6 +313,19 @@ def test_an_author_adds_a_phrase_in_the_admin_as_staff(client, author_ava):
     term = LayTerm.objects.get()
     assert (term.phrase, term.source) == ("wonky eye", "staff")
     assert lay_terms.targets_for_phrase("wonky eye") == [("icd-10-cm", "H53.0")]
+
+    # Editing a row the import wrote makes it the staff's.
+    lay_terms.load_thesaurus(
+        [write(tmp_path, "a.csv", HEADER + "lazy eye,condition,H53.0,,,\n")]
+    )
+    term = LayTerm.objects.get(phrase="lazy eye")
+    address = reverse("admin:procedures_layterm_change", args=[term.pk])
+    data = form_data(client.get(address))
+    data["targets-0-code"] = "H53.00"
+    assert client.post(address, data).status_code == 302
+    term.refresh_from_db()
+    assert term.source == "staff"
+    assert lay_terms.targets_for_phrase("lazy eye") == [("icd-10-cm", "H53.00")]
 
 
 @pytest.mark.django_db
