@@ -94,6 +94,10 @@ def code_index(request):
         {
             "writeups": writeups,
             "sections": sections,
+            "systems": [
+                (label, codes.SYSTEM_OIDS[system], reverse_system_index(system))
+                for system, label in codes.SYSTEM_LABELS.items()
+            ],
             "crumbs": crumbs,
             "og_title": "Browse medical codes and write-ups A–Z",
             "description": (

@@ -21,7 +21,7 @@ from lxml import html
 
 from index.search import search
 from procedures import pcs
-from procedures.models import Code, Procedure, PublicationStatus
+from procedures.models import Code, LayTerm, Procedure, PublicationStatus
 from procedures.sitemaps import CodeSitemap, SectionSitemap
 
 pytestmark = pytest.mark.django_db
@@ -73,10 +73,18 @@ def pcs_tables(db):
 
 
 @pytest.fixture
-def pcs_index(db, django_capture_on_commit_callbacks):
+def pcs_search(db, django_capture_on_commit_callbacks):
     # Search documents are written when the import commits.
     with django_capture_on_commit_callbacks(execute=True):
         call_command("import_icd10pcs", tables=TABLES, verbosity=0)
+
+
+@pytest.fixture
+def pcs_index(pcs_search, django_capture_on_commit_callbacks):
+    # The lay-term thesaurus ("gallbladder removal") loads its rows whose codes are
+    # there.
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("import_lay_terms", verbosity=0)
 
 
 # The sentence in plain words -------------------------------------------------------
@@ -504,6 +512,20 @@ def test_the_system_index_lists_the_sections_with_their_counts(
     ]
 
 
+def test_the_code_index_lists_each_code_system_with_its_oid(client, db):
+    tree = page(client.get("/codes/"))
+    systems = {
+        link.get("href"): words(link)
+        for link in tree.xpath("//h2[@id='systems-heading']/..//a")
+    }
+    assert systems == {
+        "/codes/cpt/": "CPT OID 2.16.840.1.113883.6.12",
+        "/codes/hcpcs/": "HCPCS Level II OID 2.16.840.1.113883.6.285",
+        "/codes/icd-10-cm/": "ICD-10-CM OID 2.16.840.1.113883.6.90",
+        "/codes/icd-10-pcs/": f"ICD-10-PCS OID {PCS_OID}",
+    }
+
+
 def test_a_system_spelt_another_way_redirects_and_an_unknown_one_is_not_found(
     client, pcs_tables
 ):
@@ -566,6 +588,7 @@ def test_the_sitemaps_list_pcs_codes_and_sections(pcs_tables):
     [
         ("appendectomy", ("0DTJ", "0DBJ")),
         ("cholecystectomy", ("0FT4", "0FB4")),
+        ("gallbladder removal", ("0FT4", "0FB4")),
         ("hip replacement", ("0SR9", "0SRB")),
     ],
 )
@@ -580,3 +603,12 @@ def test_a_search_puts_a_code_of_the_right_table_on_the_first_page(
         link.startswith(tuple(f"/codes/icd-10-pcs/{table}" for table in tables))
         for link in links
     )
+
+
+def test_the_pcs_index_terms_find_both_tables_without_the_thesaurus(pcs_search):
+    # The thesaurus sends "appendectomy" to 0DTJ only; the PCS Index names both.
+    assert not LayTerm.objects.exists()
+    found = [hit.code for hit in search("appendectomy").hits]
+    assert any(code.startswith("0DTJ") for code in found), found
+    assert any(code.startswith("0DBJ") for code in found), found
+    assert not [code for code in found if not code.startswith(("0DTJ", "0DBJ"))]
