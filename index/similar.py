@@ -1283,7 +1283,8 @@ class _Encoded(dict):
         return value
 
     def list(self, found):
-        return "[" + ", ".join(self[(kind, text)] for _w, kind, text in found) + "]"
+        # A list, not a generator: join() makes one of it anyway, more slowly.
+        return "[" + ", ".join([self[(kind, text)] for _w, kind, text in found]) + "]"
 
 
 FEW = 100
