@@ -1573,7 +1573,9 @@ def _refresh_lists(corpus, code_ids, members) -> int:
 #   reads anything;
 # - a process applies every row it has not applied yet, its own and other
 #   processes' (gunicorn workers, import commands): it re-reads those codes, their
-#   write-ups and add-on links, and those policies' code tables (``Corpus.update``);
+#   write-ups and add-on links, and those policies' code tables (``Corpus.update``),
+#   and takes out and puts back the signals of those policies only (all of them
+#   when a code moved under a policy's row);
 # - a row that says "everything" (a full rebuild, which a bulk import runs), more
 #   than REFRESH_LIMIT codes to re-read, or a missing anchor (the oldest row the
 #   process remembers is gone: pruned after LOG_KEEP, rolled back, another
