@@ -28,6 +28,13 @@ Signals and weights
     next to it in the code set (CPT, HCPCS,   0.25 …  "Next to it in the code set" /
     ICD-10-PCS; d positions apart, d ≤ 5)     0.05    "Nearby in the code set"
     same section                              0.15    "Same section: Physical …"
+    ICD-10-PCS, in place of the section:
+    the same procedure on the other side      0.60    "The same procedure on the
+    (Right/Left body parts of one table)              other side: Knee Joint, Left"
+    same body part, other characters 5-7      0.30    "Same body part (Knee Joint,
+                                                      Right), another device"
+    same table (first three characters)       0.10    "Same table (0SR), another
+                                                      body part"
     listed in the same group of a policy      0.60    "Listed in the same group of
                                                       Aetna policy 0198 (…)"
     listed in the same policy                 0.35    "Listed in Aetna policy 0198 …"
@@ -114,6 +121,9 @@ SAME_SEVENTH_WEIGHT = 0.1
 NEARBY_WEIGHT = 0.25
 NEARBY_DISTANCE = 5
 SECTION_WEIGHT = 0.15
+PCS_OTHER_SIDE_WEIGHT = 0.6
+PCS_SAME_PART_WEIGHT = 0.3
+PCS_SAME_TABLE_WEIGHT = 0.1
 GROUP_LISTED_WEIGHT = 0.6
 POLICY_LISTED_WEIGHT = 0.35
 GROUP_RANGE_WEIGHT = 0.3
@@ -140,6 +150,10 @@ REFRESH_LIMIT = 2_000
 """Bulk saves of more codes than this rebuild every list instead of refreshing."""
 
 ICD = codes.System.ICD10CM
+PCS = codes.System.ICD10PCS
+# The characters an ICD-10-PCS code's 4th (body part) and 5th-7th may take.
+PCS_CHARACTERS = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+_SIDE = re.compile(r"\b(Right|Left)\b")
 _SYSTEM_ORDER = {system.value: index for index, system in enumerate(codes.System)}
 FULL_ICD_KEY = 7
 
@@ -157,6 +171,9 @@ REASON_KINDS = (
     "large-range",
     "nearby",
     "section",
+    "pcs-side",
+    "pcs-part",
+    "pcs-table",
     "text",
 )
 # Page headings for a list grouped by each entry's strongest reason, in this order.
@@ -174,6 +191,9 @@ REASON_GROUPS = {
     "large-range": "Listed together in payer policies",
     "nearby": "Nearby in the code set",
     "section": "Nearby in the code set",
+    "pcs-side": "Same code family",
+    "pcs-part": "Same code family",
+    "pcs-table": "Nearby in the code set",
     "text": "Similar wording",
 }
 
@@ -818,12 +838,70 @@ def _structure(corpus, a, b, found):
             if distance > 1:
                 text = "Nearby in the code set"
             score += _reason(found, weight, "nearby", text)
-        if section_a is not None and section_a == section_b:
+        if system_a == PCS:
+            score += _pcs_structure(corpus, key_a, key_b, section_a, section_b, found)
+        elif section_a is not None and section_a == section_b:
             text = found is not None and (
                 f"Same section: {corpus.section_names.get(section_a, '')}"
             )
             score += _reason(found, SECTION_WEIGHT, "section", text)
     return score
+
+
+def _other_side(name_a, name_b) -> bool:
+    """ "Knee Joint, Right" and "Knee Joint, Left" (ICD-10-PCS body parts)."""
+    if not name_a or not name_b or not _SIDE.search(name_a):
+        return False
+    swapped = _SIDE.sub(lambda m: "Left" if m[1] == "Right" else "Right", name_a)
+    return swapped == name_b
+
+
+def _pcs_structure(corpus, key_a, key_b, section_a, section_b, found):
+    """ICD-10-PCS codes of one table: the other side, the same body part, the table."""
+    if len(key_a) != 7 or len(key_b) != 7 or key_a[:3] != key_b[:3]:
+        return 0.0
+    names = corpus.section_names
+    if key_a[3] == key_b[3]:
+        text = found is not None and _part_text(key_a, key_b, names.get(section_a))
+        return _reason(found, PCS_SAME_PART_WEIGHT, "pcs-part", text)
+    if key_a[4:] == key_b[4:] and _other_side(
+        names.get(section_a), names.get(section_b)
+    ):
+        text = f"The same procedure on the other side: {names.get(section_b)}"
+        return _reason(found, PCS_OTHER_SIDE_WEIGHT, "pcs-side", text)
+    text = f"Same table ({key_a[:3]}), another body part"
+    return _reason(found, PCS_SAME_TABLE_WEIGHT, "pcs-table", text)
+
+
+def _part_text(key_a, key_b, name):
+    # Characters 5-7 are the approach, device and qualifier in the Medical and
+    # Surgical and the Obstetrics sections; other sections name them otherwise.
+    axes = ("approach", "device", "qualifier")
+    if key_a[0] not in "01":
+        axes = ("5th character", "6th character", "7th character")
+    changed = [
+        axis
+        for axis, mine, theirs in zip(axes, key_a[4:], key_b[4:], strict=True)
+        if mine != theirs
+    ]
+    part = f" ({name})" if name else ""
+    return f"Same body part{part}, another {' and '.join(changed)}"
+
+
+def _other_sides(corpus, a):
+    """The ICD-10-PCS code for the same procedure on the other side, if any."""
+    system, _code, key, _desc, _parent, section = corpus.codes[a]
+    name = corpus.section_names.get(section)
+    if len(key) != 7 or not name or not _SIDE.search(name):
+        return []
+    found = []
+    for character in PCS_CHARACTERS:
+        b = corpus.by_key.get((system, key[:3] + character + key[4:]))
+        if b is not None and _other_side(
+            name, corpus.section_names.get(corpus.codes[b][5])
+        ):
+            found.append(b)
+    return found
 
 
 def _shared_parent(system, key_a, key_b, deepest, found):
@@ -931,6 +1009,8 @@ def candidates(corpus: Corpus, a: int) -> set[int]:
             found.add(code_id)
     found.update(corpus.primaries.get(a, ()))
     found.update(corpus.addons.get(a, ()))
+    if system == PCS:
+        found.update(_other_sides(corpus, a))
     for bag, index in corpus.bag_of.get(a, ()):
         members = corpus.bags[bag]
         found.update(members[max(0, index - POLICY_WINDOW) : index + POLICY_WINDOW + 1])

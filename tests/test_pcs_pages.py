@@ -612,3 +612,30 @@ def test_the_pcs_index_terms_find_both_tables_without_the_thesaurus(pcs_search):
     assert any(code.startswith("0DTJ") for code in found), found
     assert any(code.startswith("0DBJ") for code in found), found
     assert not [code for code in found if not code.startswith(("0DTJ", "0DBJ"))]
+
+
+# Similar codes ---------------------------------------------------------------------
+
+
+def test_similar_codes_follow_the_code_structure_with_reasons(client, pcs_search):
+    # The import's commit rebuilt the similar-codes lists.
+    tree = page(client.get("/codes/icd-10-pcs/0SRC0J9/similar/"))
+    items = {
+        item.xpath(".//a/@href")[0]: words(item)
+        for item in tree.xpath("//main//li[.//a[starts-with(@href, '/codes/')]]")
+    }
+    other_side = items["/codes/icd-10-pcs/0SRD0J9/"]
+    assert "The same procedure on the other side: Knee Joint, Left" in other_side
+    assert (
+        "Same body part (Knee Joint, Right), another qualifier"
+        in items["/codes/icd-10-pcs/0SRC0JA/"]
+    )
+    assert (
+        "Same body part (Knee Joint, Right), another device"
+        in items["/codes/icd-10-pcs/0SRC0KZ/"]
+    )
+    # The other side ranks first among them.
+    order = list(items)
+    assert order.index("/codes/icd-10-pcs/0SRD0J9/") < order.index(
+        "/codes/icd-10-pcs/0SRC0JA/"
+    )
