@@ -243,7 +243,26 @@ class DiffContextHelper(HistoricalRecordContextHelper):
         return changes
 
 
-class EditorialAdmin(SimpleHistoryAdmin):
+class HistoryAdmin(SimpleHistoryAdmin):
+    """An admin whose model keeps a history: the history pages show what changed."""
+
+    def get_history_queryset(self, request, history_manager, pk_name, object_id):
+        # simple-history's own version calls select_related() with no names for a
+        # model without foreign keys, which Django 6.1 deprecates.
+        tracked = [
+            field.name
+            for field in history_manager.model.tracked_fields
+            if isinstance(field, models.ForeignKey)
+        ]
+        return history_manager.filter(**{pk_name: object_id}).select_related(
+            "history_user", *tracked
+        )
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return DiffContextHelper(self.model, historical_record)
+
+
+class EditorialAdmin(HistoryAdmin):
     """
     A content model's admin: locked saves, history with a diff, and a restore that
     only those allowed to change the object can make.
@@ -268,21 +287,6 @@ class EditorialAdmin(SimpleHistoryAdmin):
         if match and match.url_name and match.url_name.endswith("_simple_history"):
             form = type(form.__name__, (form,), {"starts_from_current": True})
         return form
-
-    def get_history_queryset(self, request, history_manager, pk_name, object_id):
-        # simple-history's own version calls select_related() with no names for a
-        # model without foreign keys, which Django 6.1 deprecates.
-        tracked = [
-            field.name
-            for field in history_manager.model.tracked_fields
-            if isinstance(field, models.ForeignKey)
-        ]
-        return history_manager.filter(**{pk_name: object_id}).select_related(
-            "history_user", *tracked
-        )
-
-    def get_historical_record_context_helper(self, request, historical_record):
-        return DiffContextHelper(self.model, historical_record)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         # simple-history saves a restore on POST for anyone who may view history.

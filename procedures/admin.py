@@ -4,7 +4,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from carecodes.admin import MARKDOWN_FIELDS, EditorialAdmin, RevisionForm
+from carecodes.admin import MARKDOWN_FIELDS, EditorialAdmin, HistoryAdmin, RevisionForm
 from carecodes.admin_import import (
     DocumentConfirmForm,
     DocumentImportMixin,
@@ -111,7 +111,7 @@ class LayTermForm(forms.ModelForm):
 
 
 @admin.register(LayTerm)
-class LayTermAdmin(admin.ModelAdmin):
+class LayTermAdmin(HistoryAdmin):
     """Phrases people use; rows added or edited here are marked "staff", and
     manage.py import_lay_terms (which loads the CSV files) leaves them as they are."""
 
@@ -140,7 +140,7 @@ class LaySynonymForm(forms.ModelForm):
 
 
 @admin.register(LaySynonym)
-class LaySynonymAdmin(admin.ModelAdmin):
+class LaySynonymAdmin(HistoryAdmin):
     form = LaySynonymForm
     list_display = ["word", "means"]
     search_fields = ["word", "means"]

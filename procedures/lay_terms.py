@@ -19,6 +19,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from . import codes
 from .models import (
@@ -47,6 +49,7 @@ COLUMNS = {
 ALSO_CALLED_LIMIT = 5
 PHRASE_MAX = 120
 STAFF = "staff"
+IMPORT_REASON = "Loaded from the thesaurus files (import_lay_terms)"
 THESAURUS = "thesaurus"
 
 _SPACES = re.compile(r"\s+")
@@ -339,16 +342,22 @@ def load_thesaurus(
             touched.update(before)
             touched.update(row.targets)
         if changed:
-            LayTerm.objects.bulk_update([term for term, _ in changed], ["kind"])
+            now = timezone.now()
+            for term, _ in changed:
+                term.updated_at = now
+            _update(LayTerm, [term for term, _ in changed], ["kind", "updated_at"])
+            # Deleted one by one (post_delete), so their history records it.
             LayTermTarget.objects.filter(
                 term__in=[term for term, _ in changed]
             ).delete()
-        if new:
-            LayTerm.objects.bulk_create([term for term, _ in new])
-        LayTermTarget.objects.bulk_create(
-            LayTermTarget(term=term, system=system, code=code, position=position)
-            for term, row in new + changed
-            for position, (system, code) in enumerate(row.targets)
+        _create(LayTerm, [term for term, _ in new])
+        _create(
+            LayTermTarget,
+            [
+                LayTermTarget(term=term, system=system, code=code, position=position)
+                for term, row in new + changed
+                for position, (system, code) in enumerate(row.targets)
+            ],
         )
         result.phrases.created, result.phrases.updated = len(new), len(changed)
         result.changed_phrases = [row.phrase for _, row in new + changed]
@@ -372,6 +381,19 @@ def load_thesaurus(
     return result
 
 
+def _create(model, rows):
+    """bulk_create, with a history record for each row (simple-history)."""
+    if rows:
+        bulk_create_with_history(rows, model, default_change_reason=IMPORT_REASON)
+
+
+def _update(model, rows, fields):
+    if rows:
+        bulk_update_with_history(
+            rows, model, fields, default_change_reason=IMPORT_REASON
+        )
+
+
 def _save_synonyms(synonyms, tally, prune):
     model = LaySynonym
     stored = {row.word: row for row in model.objects.all()}
@@ -385,8 +407,8 @@ def _save_synonyms(synonyms, tally, prune):
             changed.append(row)
         else:
             tally.unchanged += 1
-    model.objects.bulk_create(new)
-    model.objects.bulk_update(changed, ["means"])
+    _create(model, new)
+    _update(model, changed, ["means"])
     tally.created, tally.updated = len(new), len(changed)
     if prune and stored:
         model.objects.filter(pk__in=[row.pk for row in stored.values()]).delete()

@@ -529,6 +529,8 @@ class LayTerm(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
     class Meta:
         ordering = ["phrase"]
         constraints = [
@@ -559,6 +561,8 @@ class LayTermTarget(models.Model):
     )
     position = models.PositiveSmallIntegerField(default=0)
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["term", "position"]
         constraints = [
@@ -586,6 +590,8 @@ class LaySynonym(models.Model):
     means = models.CharField(
         max_length=200, help_text="One or more words, separated by spaces."
     )
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["word"]

@@ -76,6 +76,11 @@ def test_the_thesaurus_loads_each_phrase_with_its_codes_main_meaning_first(
         "lazy eye": [("icd-10-cm", "H53.0")],
     }
     assert set(LayTerm.objects.values_list("source", flat=True)) == {"thesaurus"}
+    # Each row leaves a history entry saying where it came from.
+    assert set(LayTerm.history.values_list("history_change_reason", flat=True)) == {
+        lay_terms.IMPORT_REASON
+    }
+    assert LayTermTarget.history.count() == 7
     assert lay_terms.targets_for_phrase("Lazy  Eye") == [("icd-10-cm", "H53.0")]
 
 
@@ -326,6 +331,10 @@ def test_an_author_adds_and_edits_phrases_in_the_admin_as_staff(
     term.refresh_from_db()
     assert term.source == "staff"
     assert lay_terms.targets_for_phrase("lazy eye") == [("icd-10-cm", "H53.00")]
+    # The history says who changed what, old and new.
+    target = term.targets.get().history.latest()
+    assert (target.history_user, target.code) == (author_ava, "H53.00")
+    assert target.prev_record.code == "H53.0"
 
 
 @pytest.mark.django_db

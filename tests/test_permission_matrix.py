@@ -87,11 +87,13 @@ PAGES = {
     ("layterm", "change"): VIEWERS,
     ("layterm", "delete"): set(),
     ("layterm", "history"): VIEWERS,
+    ("layterm", "simple_history"): VIEWERS,
     ("laysynonym", "changelist"): VIEWERS,
     ("laysynonym", "add"): {"ava"},
     ("laysynonym", "change"): VIEWERS,
     ("laysynonym", "delete"): set(),
     ("laysynonym", "history"): VIEWERS,
+    ("laysynonym", "simple_history"): VIEWERS,
 }
 
 
