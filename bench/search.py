@@ -106,7 +106,7 @@ from index.search.engine import highlight  # noqa: E402
 from index.search.indexing import rebuild  # noqa: E402
 from policies.models import Policy  # noqa: E402
 from procedures import codes  # noqa: E402
-from procedures.models import Code  # noqa: E402
+from procedures.models import Code, LayTerm  # noqa: E402
 
 WORDS = (
     "encounter initial subsequent sequela fracture displaced nondisplaced unspecified "
@@ -208,6 +208,7 @@ def query_mix(rng, per_class):
     )
     common = [w for w in WORDS if len(w) > 3]
     policies = list(Policy.objects.published().select_related("payer"))
+    phrases = list(LayTerm.objects.order_by("phrase").values_list("phrase", flat=True))
     sample = rng.sample(code_rows, min(len(code_rows), per_class * 2))
     classes = {
         "exact code": [code for _system, code in sample[:per_class]],
@@ -227,6 +228,13 @@ def query_mix(rng, per_class):
         + [misspell(rng, w) for w in rng.sample(vocabulary, per_class)],
         "policy number": [f"{p.payer.name} {p.number}" for p in policies]
         + [f"CPB {n}" for n in range(per_class)],
+        # The thesaurus' phrases, as typed (none when it is not loaded).
+        "lay phrase": rng.sample(phrases, min(per_class, len(phrases))),
+        # Sentences whose words rarely match together: query relaxation's path.
+        "sentence": [
+            "my {} {} keeps getting worse after the {}".format(*rng.sample(common, 3))
+            for _ in range(per_class)
+        ],
     }
     # Distinct queries only, so nothing is timed twice (nor warmed up on).
     return {

@@ -432,35 +432,43 @@ def _relaxed(parsed, filters, exclude, words, synonyms) -> tuple[_Text, list] | 
     """
     When all the words together match nothing: the largest sets of the meaningful
     words that match something, any of them, so documents matching more words rank
-    first. None when no word matches.
+    first. Words that match nothing by themselves are left out first. None when no
+    word matches.
     """
     kept = meaningful(words)[:MAX_RELAXED_WORDS]
-    if not kept:
-        return None
     engine = backend()
     where = engine.Where(filters, exclude, parsed.spans)
-    largest = len(kept) if len(kept) < len(words) else len(kept) - 1
-    tries = 0
-    for size in range(largest, 0, -1):
-        found = []
-        for chosen in itertools.combinations(kept, size):
+
+    def matching(chosen) -> str:
+        match = engine.match_string(_groups(list(chosen), synonyms))
+        return match if match and engine.exists(match, where) else ""
+
+    found = [((word,), match) for word in kept if (match := matching([word]))]
+    live = [chosen[0] for chosen, _match in found]
+    if not live:
+        return None
+    tries = len(kept)
+    largest = len(live) - 1 if len(live) == len(words) else len(live)
+    for size in range(largest, 1, -1):
+        larger = []
+        for chosen in itertools.combinations(live, size):
             if tries >= MAX_RELAXED_TRIES:
                 break
             tries += 1
-            match = engine.match_string(_groups(list(chosen), synonyms))
-            if match and engine.exists(match, where):
-                found.append((chosen, match))
-        if found:
-            used = list(dict.fromkeys(word for chosen, _m in found for word in chosen))
-            part = _Text(
-                engine.any_string([match for _c, match in found]),
-                filters,
-                exclude,
-                parsed.spans,
-                demoted=demoted_chapters(words),
-            )
-            return part, used
-    return None
+            if match := matching(chosen):
+                larger.append((chosen, match))
+        if larger:
+            found = larger
+            break
+    used = list(dict.fromkeys(word for chosen, _match in found for word in chosen))
+    part = _Text(
+        engine.any_string([match for _chosen, match in found]),
+        filters,
+        exclude,
+        parsed.spans,
+        demoted=demoted_chapters(words),
+    )
+    return part, used
 
 
 def _text_matches(parsed, filters, seen, words, thesaurus) -> bool:
