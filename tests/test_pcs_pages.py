@@ -404,6 +404,18 @@ def test_the_issue_examples_have_their_descriptor_sentence_and_definitions(
     assert "Entry, by puncture or minor incision, of instrumentation" in text
 
 
+def test_a_code_the_tables_explain_in_part_says_so(client, pcs_tables):
+    tree = page(client.get("/codes/icd-10-pcs/BW03ZZZ/"))
+    assert [words(node) for node in tree.xpath("//h1")] == [
+        "Plain Radiography of Chest"
+    ]
+    text = words(tree)
+    assert "In plain words" not in text
+    assert "explain 1 of this code’s 7 characters" in text
+    terms = [words(node) for node in tree.xpath("//dl[@class='axis-list']//dt")]
+    assert terms == ["B Section (character 1)"]
+
+
 def test_a_staff_write_up_comes_before_the_official_explanation(client, pcs_tables):
     Procedure.objects.create(
         code=Code.objects.get(system="icd-10-pcs", code="0SRC0J9"),
