@@ -91,7 +91,9 @@ _NOT_PAYERS = {"this", "it", "the", "that", "which", "who", "policy", "plan", "c
 _ITEM = re.compile(r"^(?P<number>\d{1,2}|[IVX]{1,4}|[A-Z])[.)]\s+(?P<title>\S.*)$")
 _NOTE = re.compile(r"^note\s*:\s*", re.I)
 
-_SYSTEM_WORD = r"(?:CPT|HCPCS|ICD-10(?:-CM|-PCS)?)"
+# "ICD-10-PCS" is also written "ICD-10 PCS", "ICD10-PCS" or "ICD 10 PCS";
+# codes.system_from_slug reads every such spelling.
+_SYSTEM_WORD = r"(?:CPT|HCPCS|ICD[- ]?10(?:[- ]?(?:CM|PCS))?)"
 _GROUP_HEADING = re.compile(
     rf"^(?:.*\s)?(?P<system>{_SYSTEM_WORD})\s+codes?\b.*:$", re.I
 )

@@ -144,6 +144,21 @@ def test_the_bulletin_reader_takes_a_pcs_group_with_every_range_form():
     ]
 
 
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "ICD-10 PCS codes not covered for indications listed in the CPB",
+        "ICD10-PCS codes not covered for indications listed in the CPB",
+        "Other ICD 10 PCS codes related to the CPB",
+    ],
+)
+def test_the_bulletin_reader_takes_the_other_spellings_of_icd_10_pcs(heading):
+    parsed = parse_policy(bulletin_text(heading=heading))
+    assert parsed.problems == []
+    assert parsed.groups[-1][0].heading == heading
+    assert shown(pcs_group(parsed)) == PCS_TABLE
+
+
 @pytest.mark.parametrize("layout", ["json", "csv"])
 def test_the_generic_reader_takes_the_same_pcs_group(layout):
     text = json_text() if layout == "json" else csv_text()
