@@ -34,6 +34,7 @@ CSV_POLICY = (
 )
 
 PCS = codes.System.ICD10PCS
+PCS_OID = "2.16.840.1.113883.6.4"
 HEADING = "ICD-10-PCS codes covered if selection criteria are met"
 # (as written in the table, description): a single code, ranges with a hyphen, an
 # en dash and no spaces, a range across body parts (hip to hip, right to left), a
@@ -364,3 +365,35 @@ def test_the_search_page_takes_a_pcs_code_to_its_page_which_lists_the_policy(
     assert response.status_code == 200
     tree = html.fromstring(response.content)
     assert pcs_policy.get_absolute_url() in tree.xpath("//main//a/@href")
+
+
+# Interop ---------------------------------------------------------------------------
+
+
+def test_the_api_lists_the_policy_for_a_pcs_code_inside_a_range(client, pcs_policy):
+    response = client.get("/api/v1/codes/icd-10-pcs/0src0ja/policies")
+    assert response.status_code == 200, response.content
+    [found] = response.json()["items"]
+    assert (found["policy"]["payer"]["name"], found["policy"]["number"]) == (
+        pcs_policy.payer.name,
+        "0198",
+    )
+    assert found["listed"] is False
+    assert found["row"]["display"] == "0SRC0J9 - 0SRC0JZ"
+    assert found["coverage"] == "criteria"
+
+
+def test_the_infobutton_answers_for_a_pcs_code_by_its_oid(client, pcs_policy):
+    response = client.get(
+        "/infobutton/service",
+        {
+            "mainSearchCriteria.v.c": "0SRC0J9",
+            "mainSearchCriteria.v.cs": PCS_OID,
+            "knowledgeResponseType": "application/json",
+        },
+    )
+    assert response.status_code == 200, response.content
+    entries = response.json()["feed"]["entry"]
+    assert [entry["title"]["_value"] for entry in entries] == [
+        "Aetna policy 0198: Work Hardening Programs"
+    ]
