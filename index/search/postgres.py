@@ -248,11 +248,17 @@ def _ranked(
 
 
 def exists(match: str, where: Where) -> bool:
-    """Whether anything matches (the first match ends the lookup)."""
+    """Whether anything matches."""
+    # Planned as the ranked search's matches are, behind a fence: through the
+    # partial GIN indexes (a condition on the id picks one), and never walking an
+    # index in id order, which a LIMIT 1 outside made the planner choose (~45 ms
+    # for a word in no document, against 0.2 ms).
+    found = _pages_then_codes(
+        "d.id", f"d.search_vector @@ {_QUERY}{where.clause()}", COUNT_LIMIT
+    )
     return bool(
         _prepared(
-            f"SELECT 1 FROM search_searchdocument d WHERE d.search_vector @@ "
-            f"{_QUERY}{where.clause()} LIMIT 1",
+            f"WITH found AS MATERIALIZED ({found}) SELECT 1 FROM found LIMIT 1",
             {"query": match, **where.params},
         )
     )
