@@ -439,24 +439,28 @@ def _relaxed(parsed, filters, exclude, words, synonyms) -> tuple[_Text, list] | 
     engine = backend()
     where = engine.Where(filters, exclude, parsed.spans)
 
-    def matching(chosen) -> str:
-        match = engine.match_string(_groups(list(chosen), synonyms))
-        return match if match and engine.exists(match, where) else ""
+    def matching(choices) -> list[tuple[tuple, str]]:
+        """The choices that match something, with their strings: one lookup."""
+        strings = [engine.match_string(_groups(list(c), synonyms)) for c in choices]
+        asked = list(dict.fromkeys(match for match in strings if match))
+        live = dict(zip(asked, engine.exist(asked, where), strict=True))
+        return [(c, m) for c, m in zip(choices, strings, strict=True) if live.get(m)]
 
-    found = [((word,), match) for word in kept if (match := matching([word]))]
+    found = matching([(word,) for word in kept])
     live = [chosen[0] for chosen, _match in found]
     if not live:
         return None
     tries = len(kept)
     largest = len(live) - 1 if len(live) == len(words) else len(live)
     for size in range(largest, 1, -1):
-        larger = []
-        for chosen in itertools.combinations(live, size):
-            if tries >= MAX_RELAXED_TRIES:
-                break
-            tries += 1
-            if match := matching(chosen):
-                larger.append((chosen, match))
+        choices = list(
+            itertools.islice(
+                itertools.combinations(live, size),
+                max(0, MAX_RELAXED_TRIES - tries),
+            )
+        )
+        tries += len(choices)
+        larger = matching(choices)
         if larger:
             found = larger
             break

@@ -132,10 +132,16 @@ def lookup(text: str, words: list[str], fetch_rows) -> Found:
 
 
 def _among(values: list[str], params: list) -> str:
-    """``IN (…)``, or on PostgreSQL ``= ANY(…)``: one statement, planned once."""
+    """
+    ``IN (…)``, or on PostgreSQL ``IN (SELECT unnest(…))``: one statement, planned
+    once. Not ``= ANY(…)``: the prepared statement's generic plan then compares
+    every thesaurus row with every phrase of the array, which is not hashed when
+    it is a parameter (1.1 ms for a sentence's 43 phrases against 2,261 rows; the
+    semi-join hashes them: 0.3 ms).
+    """
     if connection.vendor == "postgresql":
         params.append(list(values))
-        return "= ANY(%s::text[])"
+        return "IN (SELECT unnest(%s::text[]))"
     params.extend(values)
     return f"IN ({', '.join(['%s'] * len(values))})" if values else "IN (NULL)"
 

@@ -264,6 +264,26 @@ def exists(match: str, where: Where) -> bool:
     )
 
 
+def exist(matches: list[str], where: Where) -> list[bool]:
+    """``exists`` for each of ``matches``, in one query (none for no matches)."""
+    if not matches:
+        return []
+    found, params = [], dict(where.params)
+    for number, match in enumerate(matches):
+        params[f"query{number}"] = match
+        query = _QUERY.replace("(query)", f"(query{number})")
+        condition = f"d.search_vector @@ {query}"
+        found.append(
+            f"found{number} AS MATERIALIZED "
+            f"({_pages_then_codes('d.id', condition + where.clause(), COUNT_LIMIT)})"
+        )
+    lookups = ", ".join(
+        f"EXISTS (SELECT 1 FROM found{number})" for number in range(len(matches))
+    )
+    rows = _prepared(f"WITH {', '.join(found)} SELECT {lookups}", params)
+    return [bool(value) for value in rows[0]]
+
+
 class _PreparedCursor(ServerBindingCursor):
     """Binds parameters on the server, and prepares each statement there once."""
 

@@ -142,6 +142,21 @@ def exists(match: str, where: Where) -> bool:
         return cursor.fetchone() is not None
 
 
+def exist(matches: list[str], where: Where) -> list[bool]:
+    """``exists`` for each of ``matches``, in one query (none for no matches)."""
+    if not matches:
+        return []
+    lookups = ", ".join(
+        f"EXISTS (SELECT 1 FROM {_from(where.join)} WHERE search_fts MATCH %s"
+        f"{where.clause()} LIMIT 1)"
+        for _match in matches
+    )
+    params = [value for match in matches for value in (match, *where.params)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {lookups}", params)
+        return [bool(found) for found in cursor.fetchone()]
+
+
 def fetch_rows(sql: str, params) -> list[tuple]:
     """The rows of one of the engine's key lookups."""
     with connection.cursor() as cursor:
