@@ -347,7 +347,7 @@ def test_payers_are_listed_with_their_published_policies(get, sample_data):
 
 
 def test_search_finds_the_write_up_the_code_and_the_policy(get, sample_data):
-    body, _ = get("/search?q=work+hardening", search_queries(3, 1))
+    body, _ = get("/search?q=work+hardening", search_queries(4, 2))
     kinds = {hit["kind"] for hit in body["hits"]}
     assert kinds == {"code", "write-up", "policy"}
     assert body["counts"]["write-up"] == 1
@@ -364,7 +364,7 @@ def test_search_names_the_code_a_query_names_exactly(get, sample_data):
 
 def test_search_takes_the_pages_filters(get, sample_data):
     body, _ = get(
-        "/search?q=work+hardening&kind=policy&payer=aetna", search_queries(4, 2)
+        "/search?q=work+hardening&kind=policy&payer=aetna", search_queries(5, 3)
     )
     assert [hit["kind"] for hit in body["hits"]] == ["policy"]
 
@@ -386,7 +386,7 @@ def test_bad_search_parameters_are_a_422(get, sample_data, query, location):
 
 
 def test_suggest_completes_what_has_been_typed(get, sample_data):
-    body, _ = get("/suggest?q=work+har", search_queries(1, 1))
+    body, _ = get("/suggest?q=work+har", search_queries(2, 2))
     labels = [item["label"] for item in body["suggestions"]]
     assert "Work Hardening/Conditioning; Each Additional Hour" in labels
     body, _ = get("/suggest?q=w", 0)
