@@ -213,24 +213,48 @@ class _Text:
         ]
 
 
-def _exact_codes(parsed: Parsed, filters: Filters) -> tuple[_Listed, str | None]:
+_POLICY_CODES = PolicyCode._meta.db_table
+
+
+def _exact_codes(parsed: Parsed, filters: Filters) -> tuple[_Listed, str | None, bool]:
+    """
+    The query's codes, and whether a policy's code table may name one of them: in
+    the same query, one row more when a row of any policy (published or not) holds
+    a code of the query's key, so a search for a code that no policy names skips
+    ``_naming_policies`` and its query (1.5 ms on PostgreSQL).
+    """
     if not parsed.codes:
-        return _Listed([], []), None
+        return _Listed([], []), None, False
     sql, params = _key_condition(parsed.codes)
-    rows = _rows(
-        f"{_SELECT} WHERE {sql} AND kind IN (%s, %s) ORDER BY id",
-        [*params, KIND_CODE, KIND_WRITEUP],
+    # As ``PolicyCode.objects.mentions_of_codes`` reads them, through its index.
+    named = " OR ".join(
+        "(system = %s AND start_key <= %s AND end_key >= %s)" for _ in parsed.codes
     )
+    named_params = []
+    for system, code in parsed.codes:
+        key = codes.sort_key(codes.System(system), code)
+        named_params += [system, key, key]
+    blanks = ", ".join(["NULL"] * (len(_FIELDS) - 1))
+    found = backend().fetch_rows(
+        f"SELECT {clauses.columns()}, 0 FROM search_searchdocument "
+        f"WHERE {sql} AND kind IN (%s, %s) UNION ALL SELECT 0, {blanks}, 1 "
+        f"WHERE EXISTS (SELECT 1 FROM {_POLICY_CODES} WHERE {named}) ORDER BY 1",
+        [*params, KIND_CODE, KIND_WRITEUP, *named_params],
+    )
+    rows = [dict(zip(_FIELDS, row, strict=False)) for row in found if not row[-1]]
+    named_somewhere = any(row[-1] for row in found)
     exact = None
     if len(rows) == 1 and parsed.names_one_code:
         exact = rows[0]["url"]
     hits = [_hit(row, reason="Exact code") for row in rows if _passes(row, filters)]
-    return _Listed(hits, [row["id"] for row in rows]), exact
+    return _Listed(hits, [row["id"] for row in rows]), exact, named_somewhere
 
 
-def _naming_policies(parsed: Parsed, filters: Filters, seen: set) -> _Listed:
+def _naming_policies(
+    parsed: Parsed, filters: Filters, seen: set, named_somewhere: bool
+) -> _Listed:
     """Policies that name a code of the query, by listing it or through a range."""
-    if not parsed.codes or filters.system:
+    if not parsed.codes or filters.system or not named_somewhere:
         return _Listed([], [])
     # The code page's own rule (one query for all the codes): a policy that lists
     # a code by itself comes before one that reaches it through a range.
@@ -573,9 +597,9 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
     if not parsed.text:
         return results
 
-    exact_part, results.exact = _exact_codes(parsed, filters)
+    exact_part, results.exact, named_somewhere = _exact_codes(parsed, filters)
     seen = set(exact_part.ids)
-    naming_part = _naming_policies(parsed, filters, seen)
+    naming_part = _naming_policies(parsed, filters, seen, named_somewhere)
     seen |= set(naming_part.ids)
     number_part = _numbered_policies(parsed, filters, seen)
     seen |= set(number_part.ids)
