@@ -288,6 +288,24 @@ def test_a_code_search_costs_a_fixed_number_of_queries(
         search("S52.501A")
 
 
+def test_a_code_no_policy_names_costs_one_query(
+    sample_data, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        Code.objects.create(
+            system="icd-10-cm",
+            code="M80.859K",
+            descriptor="Other osteoporosis with current pathological fracture, "
+            "unspecified lower leg, subsequent encounter for fracture with nonunion",
+        )
+    # The code's lookup also asks whether any policy's code table holds it; none
+    # does, so the policies naming it are not looked for.
+    with django_assert_num_queries(1):
+        results = search("M80.859K")
+    assert urls(results) == ["/codes/icd-10-cm/M80.859K/"]
+    assert results.exact == "/codes/icd-10-cm/M80.859K/"
+
+
 def test_hostile_text_gives_normal_results(sample_data):
     @settings(max_examples=200, deadline=None, database=None)
     @given(QUERIES, st.sampled_from(["", "code", "policy"]), st.integers(-5, 5))

@@ -16,6 +16,7 @@ from django.db import connection
 from index.search import search, suggest
 from index.search.engine import _closest
 from procedures import lay_terms
+from procedures.models import LayTerm, LayTermTarget
 
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +77,16 @@ def test_a_lay_phrase_finds_its_code_first_and_says_why(thesaurus, query, wanted
 def test_a_phrase_inside_a_sentence_still_reaches_its_code(thesaurus):
     # All the words together match no descriptor.
     assert codes_of("my son has a lazy eye")[0] in {"H53.0", "H50"}
+
+
+def test_the_phrase_as_typed_wins_over_its_singular(thesaurus):
+    # A staff row for the plural, meaning something else than the singular's
+    # (I21 first): the phrase as typed answers, whatever order the rows come in.
+    term = LayTerm.objects.create(phrase="heart attacks", kind="condition")
+    LayTermTarget.objects.create(term=term, system="icd-10-cm", code="I22")
+    hits = search("heart attacks").hits
+    assert (hits[0].code, hits[0].reason) == ("I22", "Also called “heart attacks”")
+    assert search("heart attack").hits[0].code == "I21"
 
 
 def test_a_synonym_widens_the_words_broken_finds_fractures(thesaurus):
