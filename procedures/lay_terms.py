@@ -468,31 +468,3 @@ def phrases_for_codes(
 def also_called(code) -> list[str]:
     """Up to five lay phrases for a ``Code``, most specific first (one query)."""
     return phrases_for_codes(code.system, [code.code]).get(code.code, [])
-
-
-def targets_for_phrase(phrase: str) -> list[tuple[str, str]]:
-    """[(system, code or prefix)] a phrase means, main meaning first ([] if none)."""
-    return list(
-        LayTermTarget.objects.filter(term__phrase=normalize_phrase(phrase))
-        .order_by("position")
-        .values_list("system", "code")
-    )
-
-
-def thesaurus() -> dict:
-    """{phrase: [(system, code), …]} for every phrase, in one query (for search)."""
-    found = defaultdict(list)
-    rows = LayTermTarget.objects.order_by("term__phrase", "position").values_list(
-        "term__phrase", "system", "code"
-    )
-    for phrase, system, code in rows:
-        found[phrase].append((system, code))
-    return dict(found)
-
-
-def synonyms() -> dict:
-    """{word: [word it means, …]} for every word synonym, in one query."""
-    return {
-        word: means.split()
-        for word, means in LaySynonym.objects.values_list("word", "means")
-    }
