@@ -16,7 +16,13 @@ from urllib.request import urlopen
 import pytest
 from django.core.management import CommandError, call_command
 
-from carecodes.export import MANIFEST, Export, file_for, sitemap_index_for_files
+from carecodes.export import (
+    MANIFEST,
+    Export,
+    check_target,
+    file_for,
+    sitemap_index_for_files,
+)
 from carecodes.sitemaps import SITEMAPS
 from policies.models import Policy
 from procedures.models import Procedure
@@ -298,3 +304,18 @@ def test_unknown_kinds_hosts_and_job_counts_are_clear_errors(sample_data, tmp_pa
         call_command("export_site", tmp_path, base_url="carecodes.example/x")
     with pytest.raises(CommandError, match="--jobs must be 1 or more"):
         call_command("export_site", tmp_path, jobs=0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_processes_write_the_same_files_as_one(
+    sample_data, collected, tmp_path, monkeypatch
+):
+    # Batches of five, so the sample data's pages are shared between the processes.
+    monkeypatch.setattr("carecodes.export.BATCH", 5)
+    one, two = tmp_path / "one", tmp_path / "two"
+    kinds = {"pages", "codes", "policies", "payers", "sections", "sitemaps"}
+    alone = Export(check_target(one), BASE_URL, kinds, jobs=1).run()
+    together = Export(check_target(two), BASE_URL, kinds, jobs=2).run()
+    assert not together.problems
+    assert sorted(together.changed) == sorted(alone.changed)
+    assert (one / MANIFEST).read_bytes() == (two / MANIFEST).read_bytes()
