@@ -194,7 +194,8 @@ def seeds(kinds: set[str]):
         for payer in Payer.objects.order_by("slug"):
             yield payer.get_absolute_url(), "payers"
     if "policies" in kinds:
-        for policy in Policy.objects.public().select_related("payer").order_by("pk"):
+        # A withdrawn policy answers 410 Gone, which no file can say: it is left out.
+        for policy in Policy.objects.published().select_related("payer").order_by("pk"):
             yield policy.get_absolute_url(), "policies"
     if "sections" in kinds:
         for section in CodeSection.objects.order_by("system", "start_key"):
@@ -224,6 +225,8 @@ class Renderer:
     def render(self, path: str, kind: str, known: str) -> Outcome:
         outcome = Outcome(path, kind)
         response = self.get(path)
+        if response.status_code == 410:
+            return outcome  # gone on purpose (a withdrawn policy): no file
         if response.status_code != 200:
             outcome.problem = f"{path} answered {response.status_code}"
             return outcome
@@ -376,7 +379,7 @@ class Export:
         if outcome.problem:
             self.summary.problems.append(outcome.problem)
             return
-        if outcome.file in self.files:
+        if not outcome.file or outcome.file in self.files:
             return
         self.files[outcome.file] = {"kind": outcome.kind, "sha256": outcome.digest}
         if outcome.written:

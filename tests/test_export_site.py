@@ -24,7 +24,7 @@ from carecodes.export import (
     sitemap_index_for_files,
 )
 from carecodes.sitemaps import SITEMAPS
-from policies.models import Policy
+from policies.models import Policy, PolicyStatus
 from procedures.models import Procedure
 
 pytestmark = pytest.mark.django_db
@@ -258,6 +258,19 @@ def test_the_pages_of_a_deleted_policy_are_removed(site):
     assert "policies/aetna/0198/index.html" in after.changed
     assert not policy.exists()
     assert not (target / "policies/aetna/0198").exists()
+
+
+def test_a_withdrawn_policy_leaves_the_export(site, django_capture_on_commit_callbacks):
+    # Its address answers 410 Gone, which a file cannot say: a file server's 404 is
+    # the nearest, and the export has no problem to report.
+    target, _ = site
+    with django_capture_on_commit_callbacks(execute=True):
+        policy = Policy.objects.get(number="0198")
+        policy.status = PolicyStatus.WITHDRAWN
+        policy.save()
+    after = export(target)
+    assert "policies/aetna/0198/index.html" in after.changed
+    assert not (target / "policies/aetna/0198/index.html").exists()
 
 
 def test_only_exports_the_kinds_named_and_keeps_the_rest(site):
