@@ -128,31 +128,48 @@ class SectionFinder:
 
 
 class Progress:
-    """A plain-text progress bar on stderr, redrawn in place; silent when disabled."""
+    """
+    A plain-text progress bar on stderr, redrawn in place; silent when disabled.
+
+    Off a terminal (``redraw=False``) it writes a line at each tenth instead, so a
+    log keeps readable lines rather than carriage returns.
+    """
 
     WIDTH = 30
 
-    def __init__(self, label: str, total: int, *, enabled=True, stream=None):
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        *,
+        enabled=True,
+        stream=None,
+        unit="codes",
+        redraw=True,
+    ):
         self.label, self.total, self.enabled = label, total, enabled
         self.stream = stream or sys.stderr
+        self.unit, self.redraw = unit, redraw
         self.done = 0
         self._shown = -1
 
     def advance(self, count: int) -> None:
         self.done += count
         percent = self.done * 100 // self.total if self.total else 100
-        if self.enabled and percent != self._shown:
-            self._shown = percent
+        step = percent if self.redraw else percent // 10 * 10
+        if self.enabled and step != self._shown:
+            self._shown = step
             filled = self.WIDTH * percent // 100
             bar = "#" * filled + "." * (self.WIDTH - filled)
             self.stream.write(
-                f"\r{self.label} [{bar}] {percent:3d}% "
-                f"({self.done:,}/{self.total:,} codes)"
+                f"{'\r' if self.redraw else ''}{self.label} [{bar}] {percent:3d}% "
+                f"({self.done:,}/{self.total:,} {self.unit})"
+                + ("" if self.redraw else "\n")
             )
             self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled and self._shown >= 0:
+        if self.enabled and self._shown >= 0 and self.redraw:
             self.stream.write("\n")
             self.stream.flush()
 
