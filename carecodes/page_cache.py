@@ -38,6 +38,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_init, post_save
+from django.http import HttpResponse, HttpResponseNotModified
 from django.middleware.gzip import GZipMiddleware
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import http_date, parse_http_date_safe
@@ -231,8 +232,6 @@ def chosen_encoding(request) -> str:
 
 
 def answer(request, entry: Entry, state: str):
-    from django.http import HttpResponse, HttpResponseNotModified
-
     encoding = chosen_encoding(request)
     if encoding not in entry.bodies:
         encoding = "identity"

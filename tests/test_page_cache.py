@@ -14,6 +14,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connection
+from django.db.models.signals import post_init
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -242,6 +243,25 @@ def test_a_rebuild_reaches_every_page(warm):
         "search": "miss",
         "unrelated": "miss",
     }
+
+
+def test_a_page_drawn_while_its_content_changes_is_not_kept(site, visitor):
+    code = Code.objects.get(code="97546")
+    bumped = []
+
+    def change_while_drawn(sender, instance, **kwargs):
+        # Another process commits an edit of the code while this page is drawn.
+        if instance.pk == code.pk and not bumped:
+            bumped.append(page_versions.store().bump([f"code:{code.pk}"]))
+
+    post_init.connect(change_while_drawn, sender=Code)
+    try:
+        assert visitor.get(PAGES["code"])["X-Page-Cache"] == "miss"
+    finally:
+        post_init.disconnect(change_while_drawn, sender=Code)
+    assert bumped
+    assert visitor.get(PAGES["code"])["X-Page-Cache"] == "miss"
+    assert visitor.get(PAGES["code"])["X-Page-Cache"] == "hit"
 
 
 # --- Who is served from the cache --------------------------------------------------
