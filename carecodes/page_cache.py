@@ -349,6 +349,11 @@ def _code_saved(sender, instance, created=False, **kwargs):
         bump_on_commit("sections", "content")
 
 
+def _codes_bulk_saved(sender, **kwargs):
+    # An import may add codes to any list of codes (sections, a policy's links).
+    bump_on_commit("sections", "content")
+
+
 def _writeup_saved(sender, instance, **kwargs):
     bump_on_commit("writeups", "content", f"code:{instance.code_id}")
 
@@ -377,7 +382,7 @@ def connect():
         LayTermTarget,
         Procedure,
     )
-    from procedures.signals import lay_terms_bulk_saved
+    from procedures.signals import codes_bulk_saved, lay_terms_bulk_saved
 
     for model, prefix in (
         (Code, "code"),
@@ -401,4 +406,5 @@ def connect():
         for model, receiver in receivers.items():
             signal.connect(receiver, sender=model, dispatch_uid=f"page-cache-{model}")
     lay_terms_bulk_saved.connect(_lay_terms_changed, dispatch_uid="page-cache-lay")
+    codes_bulk_saved.connect(_codes_bulk_saved, dispatch_uid="page-cache-codes")
     refreshed.connect(index_refreshed, dispatch_uid="page-cache-index")

@@ -147,6 +147,10 @@ _stores: dict = {}
 def store():
     """The version store for this database and cache (one per process and name)."""
     name = str(connection.settings_dict["NAME"])
+    if "memory" in name:
+        # An in-memory SQLite database (the tests') lives in one process only; two
+        # test runs at once must not share versions under its one name.
+        name = f"{name}-{os.getpid()}"
     if _uses_redis():
         key = ("redis", name, cache.key_prefix)
         if key not in _stores:
