@@ -162,12 +162,13 @@ def cache_key(request) -> str | None:
     path = request.path_info
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        if (
-            not path.startswith(SEARCH_PREFIX)
-            and not {name for name, _ in pairs} <= KEYED_PARAMETERS
-        ):
+        if path.startswith(SEARCH_PREFIX):
+            # One entry per search, however its words were spelt in the address.
+            query = urlencode(sorted(pairs))
+        elif not {name for name, _ in pairs} <= KEYED_PARAMETERS:
             return None
-        query = urlencode(sorted(pairs))
+        # Elsewhere the address as it came: another spelling of a page number
+        # (?p=02) is the view's to redirect, never served from the canonical entry.
     scheme = "https" if request.is_secure() else "http"
     host = request.META.get("HTTP_HOST", request.META.get("SERVER_NAME", ""))
     address = f"{scheme}://{host}{path}?{query}"

@@ -329,6 +329,20 @@ def test_a_query_worth_no_entry_is_drawn_afresh(site, visitor):
         assert response["X-Page-Cache"] == "bypass"
 
 
+def test_another_spelling_of_a_sitemap_part_is_still_redirected(
+    site, visitor, monkeypatch
+):
+    from carecodes.sitemaps import SITEMAPS
+
+    monkeypatch.setattr(SITEMAPS["codes"], "limit", 7)
+    assert visitor.get("/sitemap-codes.xml?p=2")["X-Page-Cache"] == "miss"
+    assert visitor.get("/sitemap-codes.xml?p=2")["X-Page-Cache"] == "hit"
+    for spelling in ("p=%32", "p=2&", "p=02"):
+        response = visitor.get(f"/sitemap-codes.xml?{spelling}")
+        assert response.status_code == 301, spelling
+        assert response["Location"] == "/sitemap-codes.xml?p=2"
+
+
 def test_page_cache_off_stores_nothing(site, visitor, settings):
     settings.PAGE_CACHE = False
     assert visitor.get(PAGES["code"])["X-Page-Cache"] == "off"
