@@ -159,6 +159,9 @@ def store():
     key = ("file", name)
     if key not in _stores:
         _stores[key] = FileVersions(version_file(name))
+        if "memory" in name:
+            # No other process can see this database: the mapping is enough.
+            _stores[key].path.unlink(missing_ok=True)
     return _stores[key]
 
 
