@@ -118,17 +118,15 @@ class PageCacheMiddleware:
     def draw(self, request, key, use_cache):
         versions = page_versions.store() if use_cache else None
         before = versions.counter() if versions else 0
-        conditions = {
-            name: request.META.pop(name)
-            for name in ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
-            if name in request.META
-        }
+        # Conditional headers go through: a view that answers them itself (a
+        # handout's PDF) need not draw anything. The page's own ETag is not ours,
+        # so ConditionalGetMiddleware answers such a request in full, and this
+        # answers it with ours below; a 304 from the view is passed on, unkept.
         collected = page_tags.start()
         try:
             response = self.get_response(request)
         finally:
             page_tags.stop()
-            request.META.update(conditions)
         if not storable(response):
             return self.private_gzip.process_response(request, response)
         entry = make_entry(request, response, collected, every_encoding=use_cache)
