@@ -99,15 +99,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: a cached public page is answered before any other work, with the
+    # final headers (CSP, HSTS, ...) stored with it. It also compresses every page
+    # (brotli or gzip; WhiteNoise serves static files compressed already), staff
+    # pages with Django's gzip, which pads its output against BREACH.
+    "carecodes.page_cache.PageCacheMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "carecodes.middleware.RejectNulMiddleware",
     "carecodes.middleware.RefuseTraceMiddleware",
     "carecodes.middleware.PermissionsPolicyMiddleware",
-    # Compresses pages (WhiteNoise serves static files compressed already); above
-    # ConditionalGetMiddleware, so the ETag is taken from the page itself. Django's
-    # gzip pads its output against BREACH.
-    "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.http.ConditionalGetMiddleware",
@@ -184,6 +185,18 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# The full-page cache for public pages (carecodes/page_cache.py). PAGE_CACHE=off
+# serves every page drawn afresh (to measure uncached pages). Pages are kept a day
+# (a change invalidates them at once whatever this says), search results a minute.
+PAGE_CACHE = env_bool("PAGE_CACHE", True)
+PAGE_CACHE_TIMEOUT = env_int("PAGE_CACHE_TIMEOUT", 24 * 60 * 60)
+PAGE_CACHE_SEARCH_TIMEOUT = env_int("PAGE_CACHE_SEARCH_TIMEOUT", 60)
+# Without Redis, the content versions live in a file every local process maps, one
+# per database (carecodes/page_versions.py).
+PAGE_CACHE_VERSIONS_DIR = Path(
+    env_str("PAGE_CACHE_VERSIONS_DIR", str(BASE_DIR / "var" / "page-cache"))
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"django.contrib.auth.password_validation.{name}"}

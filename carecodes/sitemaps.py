@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import escape
 from django.utils.http import http_date
-from django.views.decorators.cache import cache_page
 
+from carecodes import page_tags
 from policies.sitemaps import PayerSitemap, PolicySitemap
 from procedures.models import Procedure
 from procedures.sitemaps import (
@@ -81,7 +81,7 @@ def page_number_only(view):
     """
     Only the canonical address of each part reaches the page cache.
 
-    The cache keys on the whole address: without this, ``?x=1``, ``?p=01`` or
+    The page cache keys on the whole address: without this, ``?x=1``, ``?p=01`` or
     ``?p=١`` (an Arabic-Indic one, which ``int()`` reads as 1) would each build and
     store a fresh 6 MB sitemap. Part 1 is the address without a query, the others
     ``?p=<n>`` in ASCII digits without leading zeros. ASCII digits written another
@@ -121,22 +121,24 @@ def no_query(view):
 
 
 @no_query
-@cache_page(3600)
 def index(request):
+    # Kept in the page cache until any content changes (carecodes.page_cache).
+    page_tags.add("content")
     return sitemap_views.index(
         request, sitemaps=with_pages(SITEMAPS), sitemap_url_name="sitemap_section"
     )
 
 
 @page_number_only
-@cache_page(3600)
 def sitemap(request, section):
     """
     One sitemap, or one part of a split one, written without the template engine.
 
     50,000 codes took 5.3 s through Django's view and template, 2.9 s with the
-    elements written here, and 1.3 s with CodeAddresses as well.
+    elements written here, and 1.3 s with CodeAddresses as well. Kept in the page
+    cache until any content changes (carecodes.page_cache).
     """
+    page_tags.add("content")
     found = with_pages([section]).get(section)
     if found is None:
         raise Http404(f"There is no sitemap of {section}.")

@@ -25,7 +25,7 @@ from procedures.codes import System
 from procedures.models import Code, CodeSystem
 from procedures.views import breadcrumbs_for, code_page_target, neighbours
 
-from . import seo
+from . import page_tags, seo
 from .errors import NotFound
 from .markdown import MarkdownField, render_markdown
 
@@ -219,6 +219,8 @@ def search_page(request) -> dict:
 
 @require_safe
 def search(request):
+    # Any change to the index may change any search (kept a minute at most).
+    page_tags.add("content")
     form = SearchForm(request.GET)
     if not form.is_valid():
         return render(
@@ -246,6 +248,7 @@ def search(request):
 @require_safe
 def search_suggest(request):
     """Autocomplete entries as JSON: codes and titles for what has been typed."""
+    page_tags.add("content")
     if set(request.GET) - {"q"} or len(request.GET.getlist("q")) > 1:
         return JsonResponse(
             {"error": "Suggestions take one parameter: the words typed, ?q=…"},
@@ -358,6 +361,7 @@ def similar_codes(request, system, code):
     code = code_page_target(system, code, "similar_codes")
     if not isinstance(code, Code):
         return code
+    page_tags.add(f"list:{code.pk}")
     entries = list(similar.stored_for(code))
     path = reverse("similar_codes", args=[code.system, code.code])
     crumbs = [

@@ -9,6 +9,10 @@ The notes of a transaction gather in one queue, and one ``on_commit`` callback
 refreshes the search documents and the similar-codes lists of each changed object
 once, whatever path changed it and however often.
 
+After each refresh the queue sends ``refreshed`` with what changed and which codes'
+similar-codes lists were recomputed, for whatever keeps copies of pages (the page
+cache, carecodes.page_cache), which this layer may not import.
+
 A rolled-back transaction drops its callback; what it noted stays queued and is
 written by the next commit, which reads the content as it then is (harmless: the
 index is rebuilt from the content, never from the queue). The content apps never
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_delete
+from django.dispatch import Signal
 
 from . import similar
 from .search import indexing
@@ -44,6 +49,12 @@ class Changes:
 
 
 _local = threading.local()
+
+# Sent after every refresh with ``changes`` (a Changes), ``relisted`` (the ids of the
+# codes whose similar-codes lists were recomputed; None when that is not known: a
+# failed refresh, or a rebuild of every list) and ``reached`` (the ids of the codes
+# the changed policies named before or after the change).
+refreshed = Signal()
 
 
 def pending() -> Changes:
@@ -72,7 +83,30 @@ def flush():
     if not changes:
         return
     _refresh_search(changes)
-    _refresh_similar(changes)
+    done = _refresh_similar(changes)
+    announce(
+        changes,
+        relisted=None if done is None else done.lists,
+        reached=() if done is None else done.members,
+    )
+
+
+def rebuilt():
+    """Say that a rebuild command rewrote derived data anything may show."""
+    announce(Changes(everything=True), relisted=None, reached=())
+
+
+def announce(changes, relisted, reached):
+    answers = refreshed.send_robust(
+        sender=Changes, changes=changes, relisted=relisted, reached=reached
+    )
+    for receiver, answer in answers:
+        if isinstance(answer, Exception):
+            logger.error(
+                "%r failed after a refresh: copies of pages may be stale.",
+                receiver,
+                exc_info=answer,
+            )
 
 
 def _refresh_search(changes):
@@ -92,7 +126,7 @@ def _refresh_search(changes):
         )
 
 
-def _refresh_similar(changes):
+def _refresh_similar(changes) -> similar.Refreshed | None:
     try:
         if changes.everything:
             rebuilt = similar.rebuild()
@@ -101,8 +135,10 @@ def _refresh_similar(changes):
                 rebuilt.codes,
                 rebuilt.rows,
             )
-        else:
-            similar.refresh(changes.codes | changes.lists, changes.policies)
+            return None
+        done = similar.Refreshed()
+        similar.refresh(changes.codes | changes.lists, changes.policies, done)
+        return done
     except Exception:
         logger.exception(
             "Similar codes were not refreshed after a commit (codes: %d, "
@@ -111,6 +147,7 @@ def _refresh_similar(changes):
             len(changes.codes | changes.lists),
             len(changes.policies),
         )
+        return None
 
 
 # --- Receivers --------------------------------------------------------------------

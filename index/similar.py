@@ -1597,9 +1597,13 @@ def rebuild(systems=None, progress=None, missing_only=False) -> Rebuilt:
     return Rebuilt(len(targets), writer.written)
 
 
-def refresh(code_ids=(), policy_ids=()) -> int:
+def refresh(code_ids=(), policy_ids=(), into: Refreshed | None = None) -> int:
     """
     Recompute the lists a change may have changed; returns the number of codes redone.
+
+    ``into``, when given, is filled with which codes' lists were recomputed and which
+    codes the changed policies named before or after the change (the page cache
+    invalidates exactly those pages).
 
     For changed codes: their lists, the lists that name them, and the lists of the
     codes their new lists name (similarity runs both ways, so those lists may now
@@ -1621,13 +1625,25 @@ def refresh(code_ids=(), policy_ids=()) -> int:
             if members is None:  # what they named before is not known
                 members = policy_members(corpus, policy_ids)
             members |= corpus.members(policy_ids)
-            return _refresh_lists(corpus, code_ids, members)
+            relisted = _refresh_lists(corpus, code_ids, members)
+            if into is not None:
+                into.lists.update(relisted)
+                into.members.update(members)
+            return len(relisted)
         except BaseException:
             _cached.corpus = None  # it may be half updated: the next refresh reloads
             raise
 
 
-def _refresh_lists(corpus, code_ids, members) -> int:
+@dataclass
+class Refreshed:
+    """What one refresh recomputed (``refresh(..., into=)``)."""
+
+    lists: set = field(default_factory=set)  # codes whose lists were recomputed
+    members: set = field(default_factory=set)  # codes the policies named, then or now
+
+
+def _refresh_lists(corpus, code_ids, members) -> set:
     changed = {code_id for code_id in code_ids if code_id in corpus.codes}
     wanted = changed | set(listers(changed))
     wanted |= {code_id for code_id in members if code_id in corpus.codes}
@@ -1643,7 +1659,7 @@ def _refresh_lists(corpus, code_ids, members) -> int:
             writer.add(code_id, entries)
         writer.flush()
         _mark_empty(lists.keys() - writer.listed)
-    return len(lists)
+    return set(lists)
 
 
 # --- The cached corpus -----------------------------------------------------------

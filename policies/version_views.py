@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import feedgenerator
 from django.utils.html import escape
 
-from carecodes import seo
+from carecodes import page_tags, seo
 from carecodes.errors import NotFound
 from procedures.views import code_page_target
 
@@ -265,6 +265,8 @@ def policy_changes_feed(request, payer, number):
 
 
 def payer_changes_feed(request, payer):
+    # Any policy of the payer, new ones too (carecodes.page_cache).
+    page_tags.add("content")
     moved = _lowercase_payer("policies:payer_changes_feed", payer)
     if moved:
         return moved
@@ -290,6 +292,8 @@ def payer_changes_feed(request, payer):
 
 def code_changes(request, system, code):
     """One code's coverage changes in every published policy, newest first."""
+    # Any policy may come to name the code (carecodes.page_cache).
+    page_tags.add("content")
     code = code_page_target(system, code, "policies:code_changes")
     if not hasattr(code, "sort_key"):
         return code  # a redirect to the canonical address

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db.models import Q, prefetch_related_objects
 from django.shortcuts import get_object_or_404, redirect, render
 
-from carecodes import seo
+from carecodes import page_tags, seo
 from carecodes.errors import NotFound
 from procedures.models import Code
 from procedures.views import staff_preview
@@ -57,6 +57,8 @@ def policy_page_preview(request, policy):
 
 
 def render_policy_page(request, policy, *, preview=False):
+    # Its rows link the codes the site holds: a new code adds a link.
+    page_tags.add("sections")
     prefetch_related_objects([policy], "code_groups__codes", "references")
     related = policy.related_policies.published().select_related("payer")
     groups = policy.code_groups.all()

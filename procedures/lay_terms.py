@@ -22,6 +22,8 @@ from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from carecodes import page_tags
+
 from . import codes
 from .models import (
     Code,
@@ -431,6 +433,7 @@ def phrases_for_codes(
     (only the code itself when ``exact``, as a list of many codes wants); the most
     specific target comes first, then the phrase's main meaning.
     """
+    page_tags.add("lay")  # a page showing them changes with the thesaurus
     code_values = list(code_values)
     if exact:
         wanted = set(code_values)

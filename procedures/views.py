@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import Truncator
 
-from carecodes import seo
+from carecodes import page_tags, seo
 from carecodes.errors import NotFound
 from policies import versions
 from policies.models import PolicyCode
@@ -60,6 +60,8 @@ def reverse_system_index(system) -> str:
 
 
 def home(request):
+    # The page lists the latest write-ups and the top sections (carecodes.page_cache).
+    page_tags.add("writeups", "sections")
     recent = (
         Procedure.objects.published()
         .select_related("code")
@@ -85,6 +87,7 @@ def home(request):
 
 
 def code_index(request):
+    page_tags.add("writeups", "sections")
     writeups = Procedure.objects.published().select_related("code").order_by("title")
     sections = CodeSection.objects.filter(parent=None)
     crumbs = [("Home", "/"), ("Browse codes", request.path)]
@@ -121,6 +124,7 @@ def system_index(request, system):
     if found.value != system:
         return redirect("procedures:system_index", system=found.value, permanent=True)
     label = codes.SYSTEM_LABELS[found]
+    page_tags.add("sections")
     sections = with_code_counts(CodeSection.objects.filter(system=found, parent=None))
     crumbs = [
         ("Home", "/"),
@@ -226,6 +230,9 @@ def code_detail(request, system, code):
 
 
 def render_code_page(request, code, procedure, *, preview=False):
+    # What no object the page loads says: which policies name the code (a new one
+    # may reach it through a range), its similar codes and its lay phrases.
+    page_tags.add(f"cov:{code.pk}", f"list:{code.pk}", "lay")
     section = code.section
     crumbs = [*breadcrumbs_for(section), (code.code, code.get_absolute_url())]
     mentions = PolicyCode.objects.mentions_of(code)
@@ -356,6 +363,8 @@ def code_description(code, procedure) -> str:
 
 
 def section_detail(request, system, slug):
+    # A new or deleted code changes its section's list and counts.
+    page_tags.add("sections")
     section = get_object_or_404(
         CodeSection.objects.select_related("parent__parent__parent"),
         system=system,

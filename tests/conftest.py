@@ -2,6 +2,8 @@ import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 
+from carecodes import page_versions
+
 
 @pytest.fixture(autouse=True)
 def _plain_static_files_and_clean_cache(settings):
@@ -14,6 +16,9 @@ def _plain_static_files_and_clean_cache(settings):
     }
     settings.WHITENOISE_USE_FINDERS = True
     cache.clear()
+    # Whatever page a test kept is gone with the cache; the epoch bump also retires
+    # any copy another process of the same run still holds (carecodes.page_cache).
+    page_versions.store().bump(["epoch"])
     yield
     cache.clear()
 

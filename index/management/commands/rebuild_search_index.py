@@ -5,6 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
+from index import changes
 from index.search.indexing import rebuild
 
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
                 self.stdout.write(line)
 
         written = rebuild(progress=progress)
+        changes.rebuilt()  # pages showing the old index are out of date
         if tty:
             self.stdout.write("")
         if show:

@@ -13,7 +13,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from index import similar
+from index import changes, similar
 from procedures import codes
 
 
@@ -51,6 +51,7 @@ class Command(BaseCommand):
         bar = ProgressBar(self.stderr) if verbosity else None
         started = time.perf_counter()
         result = similar.rebuild(chosen, progress=bar, missing_only=missing)
+        changes.rebuilt()  # pages showing the old index are out of date
         if bar is not None:
             bar.finish()
         if verbosity:
