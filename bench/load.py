@@ -56,6 +56,8 @@ PAGES = [
     ("suggest", "/search/suggest/?q=work+har"),
 ]
 SOAK_PAGE = PAGES[0]
+# Seconds a page's warm-up may take: a slower page is reported, not measured.
+WARM_TIMEOUT = 60
 # `make run`'s steps: each is skipped in about a second once done.
 SETUP_COMMANDS = [
     ["migrate", "--noinput"],
@@ -267,21 +269,32 @@ class Server:
 
     def __exit__(self, *exc):
         os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # A worker still busy with a slow request past gunicorn's grace period.
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
-    def get(self, path: str) -> int:
-        with urllib.request.urlopen(self.base + path, timeout=10) as response:
+    def get(self, path: str, timeout: float = 10) -> int:
+        with urllib.request.urlopen(self.base + path, timeout=timeout) as response:
             response.read()
             return response.status
 
-    def warm(self, path: str):
-        """Requests enough for every worker to have loaded its templates (and, with
-        the page cache on, for the page to be stored)."""
+    def warm(self, path: str) -> str:
+        """
+        Requests enough for every worker to have loaded its templates (and, with the
+        page cache on, for the page to be stored); what went wrong, or "".
+        """
+        deadline = time.monotonic() + WARM_TIMEOUT
         try:
             for _ in range(10):
-                self.get(path)
+                self.get(path, timeout=max(deadline - time.monotonic(), 0.1))
         except urllib.error.HTTPError as error:
-            sys.exit(f"{path} answered {error.code}, not 200: is the database ready?")
+            return f"answered {error.code}, not 200: is the database ready?"
+        except OSError:
+            return f"no answer within {WARM_TIMEOUT} s: not measured"
+        return ""
 
 
 def free_port() -> int:
@@ -325,7 +338,10 @@ def print_table(wrk, script, args, server, label, cache, css):
     )
     static = None
     for name, path in [("WhiteNoise static CSS", css), *PAGES]:
-        server.warm(path)
+        shown = path if len(path) <= 28 else path[:27] + "…"
+        if problem := server.warm(path):
+            print(f"{name:22} {shown:28} {problem}", flush=True)
+            continue
         report = run_wrk(
             wrk,
             script,
@@ -335,7 +351,6 @@ def print_table(wrk, script, args, server, label, cache, css):
             duration=args.duration,
         )
         static = static or report["rate"]
-        shown = path if len(path) <= 28 else path[:27] + "…"
         print(
             f"{name:22} {shown:28} {report['rate']:8.0f} {report['p50']:7.1f} "
             f"{report['p99']:7.1f} {report['status']:7d} {report['sockets']:7d} "
@@ -348,7 +363,8 @@ def print_table(wrk, script, args, server, label, cache, css):
 def soak(wrk, script, args, label, database_url, redis_url):
     name, path = SOAK_PAGE
     with Server(args, database_url, redis_url, "warm") as server:
-        server.warm(path)
+        if problem := server.warm(path):
+            sys.exit(f"{label}, soak: {path} {problem}")
         report = run_wrk(
             wrk, script, server.base + path, threads=2, connections=64, duration=60
         )
