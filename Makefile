@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test install check lint format test-sqlite test-postgres superuser clean chromium \
-	browser-tools lighthouse
+	browser-tools lighthouse bench-tools
 
 install: $(STAMP)
 
@@ -70,21 +70,27 @@ test-sqlite: install .secret_key
 test-postgres: install .secret_key
 	@scripts/test-postgres $(PY)
 
+# $(call apt-install,PROGRAM,PACKAGE,USER): Debian's PACKAGE when PROGRAM (a name or a
+# path) is missing; as root only, otherwise it says what to run.
+define apt-install
+	@if ! command -v $(1) >/dev/null; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "Missing $(1), for $(3): run 'make $@' as root (apt-get install $(2))." >&2; \
+			exit 1; \
+		fi; \
+		echo "Installing Debian's $(2) for $(3)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq $(2) >/dev/null \
+			|| { apt-get update -qq && apt-get install -y -qq $(2) >/dev/null; } \
+			|| { echo "Could not install $(2) with apt-get." >&2; exit 1; }; \
+	fi
+endef
+
 # Browser tests drive Debian's Chromium (tests/browser/); Playwright never downloads one.
 CHROMIUM ?= /usr/bin/chromium
 export CHROMIUM
 chromium:
-	@if [ ! -x "$(CHROMIUM)" ]; then \
-		if [ "$$(id -u)" != 0 ]; then \
-			echo "The browser tests need Chromium at $(CHROMIUM): run 'make chromium' as root" \
-				"(apt-get install chromium)." >&2; exit 1; \
-		fi; \
-		echo "Installing Debian's chromium for the browser tests"; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -qq chromium >/dev/null \
-			|| { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
-			|| { echo "Could not install chromium with apt-get." >&2; exit 1; }; \
-	fi
+	$(call apt-install,$(CHROMIUM),chromium,the browser tests)
 
 # The checkers the browser tests run: axe-core and the Nu HTML Checker (vnu.jar, run
 # with Java), pinned in package-lock.json. --ignore-scripts: vnu-jar's install script
@@ -106,6 +112,10 @@ test: check lint browser-tools test-sqlite test-postgres
 lighthouse: install chromium
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error --prefix bench
 	$(PY) bench/lighthouse.py
+
+# wrk, which bench/load.py drives (Debian's package; not part of `make test`).
+bench-tools:
+	$(call apt-install,wrk,wrk,bench/load.py)
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles .pytest_cache .ruff_cache

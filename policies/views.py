@@ -101,15 +101,16 @@ def policy_crumbs(policy) -> list[tuple[str, str]]:
 
 def public_policy(payer_slug, number):
     """The public policy at this address (withdrawn ones too), or the site's 404."""
-    policy = (
-        Policy.objects.public()
-        .select_related("payer")
-        .filter(payer__slug=payer_slug, number=number)
-        .first()
-    )
-    if policy is None:
-        raise policy_not_found(payer_slug, number)
-    return policy
+    # get(), not first(): a number is unique per payer, and first() would order by
+    # the payer's name through one more join.
+    try:
+        return (
+            Policy.objects.public()
+            .select_related("payer")
+            .get(payer__slug=payer_slug, number=number)
+        )
+    except Policy.DoesNotExist:
+        raise policy_not_found(payer_slug, number) from None
 
 
 def policy_not_found(payer_slug, number) -> NotFound:

@@ -176,12 +176,13 @@ def code_page_target(system, code, url_name, *related):
         return redirect(
             url_name, system=canonical[0], code=canonical[1], permanent=True
         )
-    found = (
-        Code.objects.select_related("section__parent__parent__parent", *related)
-        .filter(system=system, code=canonical[1])
-        .first()
-    )
-    if found is None:
+    # get(), not first(): the pair is unique, and first()'s ORDER BY makes Django
+    # hash every selected column of the ten joined tables (~3 ms a page, loaded).
+    try:
+        found = Code.objects.select_related(
+            "section__parent__parent__parent", *related
+        ).get(system=system, code=canonical[1])
+    except Code.DoesNotExist:
         raise NotFound(
             f"{codes.SYSTEM_LABELS[codes.System(system)]} {canonical[1]} is a valid "
             "code, but it is not on this site yet.",
@@ -192,7 +193,7 @@ def code_page_target(system, code, url_name, *related):
                 ),
                 *malformed_code_suggestions(codes.System(system), canonical[1]),
             ],
-        )
+        ) from None
     return found
 
 
