@@ -31,7 +31,7 @@ from procedures import codes
 from . import KINDS, Filters, Hit, Results, Suggestion, clauses, lay
 from .documents import MARK_CLOSE, MARK_OPEN, fold, policy_heading
 from .matches import TextMatches
-from .query import Parsed, demoted_chapters, meaningful, parse, words_in
+from .query import FILLER, Parsed, demoted_chapters, meaningful, parse, words_in
 
 _FIELDS = clauses.FIELDS
 _KIND_OF_DIGIT = {digit: kind for kind, digit in KIND_DIGITS.items()}
@@ -189,6 +189,9 @@ class _Text:
     shown: tuple[str, int, int] = ("", 0, 0)
     # Words to look up in the same query if nothing matches (see ``corrections``).
     checked: list[str] = field(default_factory=list)
+    # Match strings to test one by one in the same query if nothing matches: the
+    # relaxed search's first lookup (see ``_relaxed``).
+    alone: list[str] = field(default_factory=list)
     # Ranking: the ICD-10-CM chapters put back, and the query as a descriptor.
     demoted: str = ""
     exact: str = ""
@@ -201,7 +204,9 @@ class _Text:
     def counts(self) -> dict[str, int]:
         engine = backend()
         where = self.where()
-        self.found = engine.matches(self.match, where, self.shown, self.checked)
+        self.found = engine.matches(
+            self.match, where, self.shown, self.checked, self.alone
+        )
         return self.found.counts
 
     def fetch(self, kind: str, offset: int, limit: int) -> list[Hit]:
@@ -358,8 +363,17 @@ def _edit_distance(a: str, b: str, bound: int) -> int:
 
 
 def checkable(words: list[str]) -> list[str]:
-    """The words worth correcting: real words, and few of them."""
-    return [w for w in words if len(w) >= 4 and w.isalpha() and len(w) <= 40][:4]
+    """
+    The words worth correcting: real words, and few of them. Filler ("keeps",
+    "getting") that the index lacks is no typo: correcting it cost candidate
+    lookups and a second search on every sentence, and the relaxed search that
+    follows leaves it out anyway.
+    """
+    return [
+        w
+        for w in words
+        if len(w) >= 4 and w.isalpha() and len(w) <= 40 and w not in FILLER
+    ][:4]
 
 
 def corrections(unknown: dict[str, list | None]) -> dict[str, str]:
@@ -410,17 +424,16 @@ def _one_edit_away(word: str) -> list[str]:
 
 
 def _closest(word: str, candidates, allowed: int) -> str | None:
-    """Fewest edits first (one pass per number), then most documents, then A-Z."""
-    candidates = list(candidates)
-    for bound in range(1, allowed + 1):
-        near = [
-            (-documents, candidate)
-            for candidate, documents in candidates
-            if _edit_distance(word, candidate, bound) <= bound
-        ]
-        if near:
-            return min(near)[1]
-    return None
+    """
+    Fewest edits first, then most documents, then A-Z: each candidate's distance
+    is measured once, bounded by ``allowed``.
+    """
+    near = []
+    for candidate, documents in candidates:
+        distance = _edit_distance(word, candidate, allowed)
+        if distance <= allowed:
+            near.append((distance, -documents, candidate))
+    return min(near)[2] if near else None
 
 
 def _groups(words: list[str], synonyms: dict) -> list[list[str]]:
@@ -452,22 +465,40 @@ MAX_RELAXED_TRIES = 12
 MAX_RELAXED_WORDS = 6
 
 
-def _relaxed(parsed, filters, exclude, words, synonyms) -> tuple[_Text, list] | None:
+def _alone(words: list[str], synonyms: dict) -> list[str]:
+    """
+    The match strings ``_relaxed`` first looks up, one per meaningful word, when
+    there are several words; PostgreSQL answers them in the query that finds no
+    match for all the words together, which saves a round trip.
+    """
+    if len(words) < 2:
+        return []
+    return [
+        match
+        for word in meaningful(words)[:MAX_RELAXED_WORDS]
+        if (match := backend().match_string(_groups([word], synonyms)))
+    ]
+
+
+def _relaxed(
+    parsed, filters, exclude, words, synonyms, known=None
+) -> tuple[_Text, list] | None:
     """
     When all the words together match nothing: the largest sets of the meaningful
     words that match something, any of them, so documents matching more words rank
     first. Words that match nothing by themselves are left out first. None when no
-    word matches.
+    word matches. ``known``: match strings already looked up (``_alone``).
     """
     kept = meaningful(words)[:MAX_RELAXED_WORDS]
     engine = backend()
     where = engine.Where(filters, exclude, parsed.spans)
+    known = known or {}
 
     def matching(choices) -> list[tuple[tuple, str]]:
         """The choices that match something, with their strings: one lookup."""
         strings = [engine.match_string(_groups(list(c), synonyms)) for c in choices]
-        asked = list(dict.fromkeys(match for match in strings if match))
-        live = dict(zip(asked, engine.exist(asked, where), strict=True))
+        asked = [m for m in dict.fromkeys(strings) if m and m not in known]
+        live = {**known, **dict(zip(asked, engine.exist(asked, where), strict=True))}
         return [(c, m) for c, m in zip(choices, strings, strict=True) if live.get(m)]
 
     found = matching([(word,) for word in kept])
@@ -647,6 +678,7 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
     text = _text_part(parsed, filters, sorted(seen), words, checkable(words), synonyms)
     if text is not None:
         text.shown = _shown(filters.kind, before, offset, per_page)
+        text.alone = _alone(words, synonyms)
         counted.append((text, text.counts()))
     totals = {kind: sum(c.get(kind, 0) for _p, c in counted) for kind in KINDS}
 
@@ -673,7 +705,9 @@ def search(query: str, filters: Filters, page: int, per_page: int) -> Results:
 
     if not any(totals.values()) and text is not None:
         # Never an empty page where some of the words find something.
-        relaxed = _relaxed(parsed, filters, sorted(seen), words, synonyms)
+        relaxed = _relaxed(
+            parsed, filters, sorted(seen), words, synonyms, text.found.alone
+        )
         if relaxed is not None:
             part, used = relaxed
             part.shown = text.shown

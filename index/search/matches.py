@@ -16,3 +16,6 @@ class TextMatches:
     # When nothing matched: the words the index lacks, each with candidate words
     # (PostgreSQL) or None (SQLite: its ``word_candidates`` finds them).
     unknown: dict[str, list[tuple[str, int]]] | None = None
+    # When nothing matched (PostgreSQL): whether each of the ``alone`` strings it
+    # was given matches something, for the relaxed search that follows.
+    alone: dict[str, bool] | None = None

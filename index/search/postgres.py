@@ -139,15 +139,20 @@ _HEADLINE = (
 
 
 def matches(
-    match: str, where: Where, shown: tuple[str, int, int] = ("", 0, 0), words=()
+    match: str,
+    where: Where,
+    shown: tuple[str, int, int] = ("", 0, 0),
+    words=(),
+    alone=(),
 ) -> TextMatches:
     """
     The matches counted by kind, and the rows of the page the engine expects to
     show (``shown``: its kind, offset and limit), in one query. When nothing
     matches, the same query finds which of ``words`` the index lacks, with the
-    words most like them.
+    words most like them, and whether each of the ``alone`` strings matches
+    anything (as ``exist`` says).
     """
-    rows = _ranked(match, where, *shown, words)
+    rows = _ranked(match, where, *shown, words, alone)
     counts = {
         kind: number
         for kind, number in zip(KIND_DIGITS, rows[0], strict=False)
@@ -164,6 +169,11 @@ def matches(
             if words and not counts
             else None
         ),
+        alone=(
+            dict(zip(alone, rows[0][_ALONE_AT], strict=True))
+            if alone and not counts
+            else None
+        ),
     )
 
 
@@ -176,9 +186,11 @@ def page(
     return _page_rows(_ranked(match, where, where.kind, offset, limit))
 
 
-# A row of ``_ranked``: the counts by kind, the candidates, then the page's columns.
+# A row of ``_ranked``: the counts by kind, the candidates, the ``alone`` answers,
+# then the page's columns.
 _CANDIDATES_AT = len(KIND_DIGITS)
-_PAGE_AT = _CANDIDATES_AT + 1
+_ALONE_AT = _CANDIDATES_AT + 1
+_PAGE_AT = _ALONE_AT + 1
 
 
 def _page_rows(rows) -> list[tuple]:
@@ -187,12 +199,14 @@ def _page_rows(rows) -> list[tuple]:
 
 
 def _ranked(
-    match: str, where: Where, kind: str, offset: int, limit: int, words=()
+    match: str, where: Where, kind: str, offset: int, limit: int, words=(), alone=()
 ) -> list[tuple]:
     """
     On every row, the matches counted by kind (one column per kind, in
     ``KIND_DIGITS`` order) and, when there are none and ``words`` are given, the
-    ``(word, candidate, documents)`` of ``_CANDIDATES``; then a page of matches of
+    ``(word, candidate, documents)`` of ``_CANDIDATES``, and when there are none
+    and ``alone`` is given, whether each of its strings matches (an array of
+    booleans, found as ``exist`` finds them); then a page of matches of
     ``kind`` (any if blank), best first, with headlines: one row with blank columns
     when the page is empty.
 
@@ -226,12 +240,17 @@ def _ranked(
         if words
         else "NULL"
     )
+    found, lookups, alone_params = _lookups(alone, where, "alone")
+    answers = (
+        f"CASE WHEN counted.total = 0 THEN ARRAY[{lookups}] END" if alone else "NULL"
+    )
     return _prepared(
         f"WITH matching AS MATERIALIZED ({matching}), "
-        f"best AS (SELECT id, score FROM matching "
+        + "".join(f"{each}, " for each in found)
+        + "best AS (SELECT id, score FROM matching "
         f"WHERE {_kind_range('id', kind)} "
         "ORDER BY score DESC, id OFFSET %(offset)s LIMIT %(limit)s) "
-        f"SELECT {counted}, {candidates}, "
+        f"SELECT {counted}, {candidates}, {answers}, "
         f"{_COLUMNS}, {_HEADLINE} "
         f"FROM (SELECT {counting}, count(*) AS total FROM matching) counted "
         "LEFT JOIN (best JOIN search_searchdocument d ON d.id = best.id "
@@ -242,6 +261,7 @@ def _ranked(
             "offset": offset,
             "limit": limit,
             "words": list(words),
+            **alone_params,
             **where.params,
         },
     )
@@ -268,20 +288,31 @@ def exist(matches: list[str], where: Where) -> list[bool]:
     """``exists`` for each of ``matches``, in one query (none for no matches)."""
     if not matches:
         return []
-    found, params = [], dict(where.params)
+    found, lookups, params = _lookups(matches, where, "query")
+    rows = _prepared(
+        f"WITH {', '.join(found)} SELECT {lookups}", {**where.params, **params}
+    )
+    return [bool(value) for value in rows[0]]
+
+
+def _lookups(matches: list[str], where: Where, stem: str) -> tuple[list, str, dict]:
+    """
+    For ``exist``: a materialized CTE per match (``found0``…, its string the
+    parameter ``<stem>0``…), the ``EXISTS`` of each, and the parameters.
+    """
+    found, params = [], {}
     for number, match in enumerate(matches):
-        params[f"query{number}"] = match
-        query = _QUERY.replace("(query)", f"(query{number})")
-        condition = f"d.search_vector @@ {query}"
+        params[f"{stem}{number}"] = match
+        query = _QUERY.replace("(query)", f"({stem}{number})")
+        condition = f"d.search_vector @@ {query}{where.clause()}"
         found.append(
             f"found{number} AS MATERIALIZED "
-            f"({_pages_then_codes('d.id', condition + where.clause(), COUNT_LIMIT)})"
+            f"({_pages_then_codes('d.id', condition, COUNT_LIMIT)})"
         )
     lookups = ", ".join(
         f"EXISTS (SELECT 1 FROM found{number})" for number in range(len(matches))
     )
-    rows = _prepared(f"WITH {', '.join(found)} SELECT {lookups}", params)
-    return [bool(value) for value in rows[0]]
+    return found, lookups, params
 
 
 class _PreparedCursor(ServerBindingCursor):

@@ -224,7 +224,8 @@ FILLER = frozenset(
     of off on once only or other our out own pretty quite really same she should
     since so some something sometimes sort still such than that the their them then
     there these they thing things this those through to too very want was way we
-    were what when where which while who whom why will with would you your
+    were what when where which while who whom why will with worse would you
+    your
     """.split()
 )
 # A chapter of ICD-10-CM answers a query only when the query says what it is about:

@@ -165,12 +165,17 @@ def fetch_rows(sql: str, params) -> list[tuple]:
 
 
 def matches(
-    match: str, where: Where, shown: tuple[str, int, int] = ("", 0, 0), words=()
+    match: str,
+    where: Where,
+    shown: tuple[str, int, int] = ("", 0, 0),
+    words=(),
+    alone=(),
 ) -> TextMatches:
     """
     The matches counted by kind; when there are none, which of ``words`` the index
     lacks (``word_candidates`` finds words like them). The page comes from
-    ``page``: in process, a second query costs no round trip.
+    ``page``, and ``alone`` is left to ``exist``: in process, a second query costs
+    no round trip.
     """
     counts = count(match, where)
     return TextMatches(
