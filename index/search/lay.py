@@ -171,14 +171,20 @@ def suggestions(prefix: str, limit: int, fetch_rows) -> list[tuple[str, dict]]:
         typed += " "
     # A range on the phrase, compared byte-wise on either database.
     upper = typed[:-1] + chr(ord(typed[-1]) + 1)
+    # CROSS JOIN fixes the order on SQLite (PostgreSQL plans it as an inner join):
+    # the few phrases in the range first, then their targets, then each target's
+    # document by its key. Left to itself, SQLite without statistics scanned every
+    # code document by kind and joined the thesaurus to each: 52 s for "diab" on a
+    # make-run database (176,800 documents) against 2 ms in this order.
     rows = fetch_rows(
         f"SELECT t.phrase, {clauses.columns('d')} FROM {_TERMS} t "
-        f"JOIN {_TARGETS} g ON g.term_id = t.id AND g.position = "
+        f"CROSS JOIN {_TARGETS} g CROSS JOIN search_searchdocument d "
+        "WHERE t.phrase >= %s AND t.phrase < %s "
+        "AND g.term_id = t.id AND g.position = "
         f"(SELECT min(position) FROM {_TARGETS} f WHERE f.term_id = t.id) "
-        "JOIN search_searchdocument d ON d.system = g.system "
-        f"AND d.sort_key = {_KEY} AND d.kind IN ('code', 'write-up') "
-        "WHERE t.phrase >= %s AND t.phrase < %s ORDER BY length(t.phrase), t.phrase "
-        "LIMIT %s",
+        f"AND d.system = g.system AND d.sort_key = {_KEY} "
+        "AND d.kind IN ('code', 'write-up') "
+        "ORDER BY length(t.phrase), t.phrase LIMIT %s",
         [typed, upper, limit],
     )
     return [
