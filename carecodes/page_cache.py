@@ -1,9 +1,9 @@
 """
 The full-page cache for public pages, invalidated exactly by content versions.
 
-``PageCacheMiddleware`` sits outermost: a hit is one cache read and one version
-read (one Redis GET and one MGET, or one local-memory read and a numpy gather from
-the shared version file), then the stored final headers (CSP, HSTS, ...) and the
+``PageCacheMiddleware`` sits outermost: a hit reads the page and its tags' current
+versions (one Redis round trip, a script; or one local-memory read and a numpy
+gather from the shared version file), then the stored final headers (CSP, HSTS, ...) and the
 body already compressed as the client asked (identity, gzip or brotli). No ORM, no
 template, no compression on a hit.
 
@@ -35,7 +35,6 @@ from urllib.parse import parse_qsl, urlencode
 
 import brotli
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_init, post_save
 from django.http import HttpResponse, HttpResponseNotModified
@@ -100,11 +99,10 @@ class PageCacheMiddleware:
             return self.bypass(request)
         use_cache = enabled() and not connection.in_atomic_block
         if use_cache:
-            entry = cache.get(key)
-            if entry is not None:
-                versions = page_versions.store()
-                if versions.same(entry.versions, versions.read(entry.keys)):
-                    return answer(request, entry, "hit")
+            versions = page_versions.store()
+            entry, current = versions.lookup(key)
+            if entry is not None and versions.same(entry.versions, current):
+                return answer(request, entry, "hit")
         return self.draw(request, key, use_cache)
 
     def bypass(self, request):
@@ -142,7 +140,7 @@ class PageCacheMiddleware:
                     if request.path_info.startswith(SEARCH_PREFIX)
                     else settings.PAGE_CACHE_TIMEOUT
                 )
-                cache.set(key, entry, timeout)
+                versions.keep(key, entry, timeout)
         return answer(request, entry, "miss" if use_cache else "off")
 
 

@@ -103,6 +103,18 @@ def test_a_write_up_edit_reaches_its_pages(warm):
     assert "every extra hour (edited)" in text(warm, "index")
 
 
+@pytest.mark.skipif(
+    not page_versions._uses_redis(), reason="Redis's scripts (CI sets REDIS_URL)"
+)
+def test_a_redis_that_lost_its_scripts_costs_one_miss_not_an_error(warm):
+    # A restarted Redis forgets the lookup script the hits run by its digest.
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").script_flush()
+    assert states(warm, ["code"]) == {"code": "miss"}
+    assert states(warm, ["code"]) == {"code": "hit"}
+
+
 def test_an_unpublished_write_up_leaves_its_pages(warm):
     writeup = Procedure.objects.get(code__code="97546")
     title = writeup.title
