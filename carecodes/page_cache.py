@@ -2,8 +2,8 @@
 The full-page cache for public pages, invalidated exactly by content versions.
 
 ``PageCacheMiddleware`` sits outermost: a hit reads the page and its tags' current
-versions (one Redis round trip, a script; or one local-memory read and a numpy
-gather from the shared version file), then the stored final headers (CSP, HSTS, ...) and the
+versions (one Redis round trip; or one local-memory read and a numpy gather from
+the shared version file), then the stored final headers (CSP, HSTS, ...) and the
 body already compressed as the client asked (identity, gzip or brotli). No ORM, no
 template, no compression on a hit.
 
