@@ -277,27 +277,19 @@ def page_tags_of(collected, request) -> list[str]:
 # --- Tags of what a page loads ---------------------------------------------------
 
 
-def _loaded(prefix):
+def _loaded(prefix, column="id"):
+    """A post_init receiver tagging each loaded object as ``prefix:<its column>``."""
+
     def receiver(sender, instance, **kwargs):
         collected = page_tags.collecting()
         if collected is None:
             return
         values = instance.__dict__
-        if values.get("id") is not None:
-            collected.tags.add(f"{prefix}:{values['id']}")
+        if values.get(column) is not None:
+            collected.tags.add(f"{prefix}:{values[column]}")
         page_tags.changed_at(values.get("updated_at"))
 
     return receiver
-
-
-def _procedure_loaded(sender, instance, **kwargs):
-    collected = page_tags.collecting()
-    if collected is None:
-        return
-    # A write-up shows on its code's pages: it is tagged as its code.
-    if instance.__dict__.get("code_id") is not None:
-        collected.tags.add(f"code:{instance.__dict__['code_id']}")
-    page_tags.changed_at(instance.__dict__.get("updated_at"))
 
 
 # --- Bumps after commit ------------------------------------------------------------
@@ -381,14 +373,15 @@ def connect():
     )
     from procedures.signals import codes_bulk_saved, lay_terms_bulk_saved
 
-    for model, prefix in (
-        (Code, "code"),
-        (Policy, "policy"),
-        (Payer, "payer"),
-        (CodeSection, "section"),
+    for model, prefix, column in (
+        (Code, "code", "id"),
+        (Policy, "policy", "id"),
+        (Payer, "payer", "id"),
+        (CodeSection, "section", "id"),
+        # A write-up shows on its code's pages: it is tagged as its code.
+        (Procedure, "code", "code_id"),
     ):
-        post_init.connect(_loaded(prefix), sender=model, weak=False)
-    post_init.connect(_procedure_loaded, sender=Procedure)
+        post_init.connect(_loaded(prefix, column), sender=model, weak=False)
     # Saved or deleted: the same tags change.
     receivers = {
         Code: _code_saved,
